@@ -1,0 +1,37 @@
+// Bundles the CLI and the Lambda handlers with esbuild: one self-contained file each,
+// so `npx ecr-mirror` needs no TypeScript at run time and Lambda packages stay small.
+
+import { existsSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { build } from 'esbuild';
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  sourcemap: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  entryPoints: ['src/cli/main.ts'],
+  outfile: 'dist/cli.js',
+  format: 'cjs',
+  target: 'node20',
+  banner: { js: '#!/usr/bin/env node' },
+});
+await chmod('dist/cli.js', 0o755);
+
+const handlers = ['src/handlers/mirror.ts', 'src/handlers/resync.ts'].filter((f) => existsSync(f));
+if (handlers.length > 0) {
+  await build({
+    ...common,
+    entryPoints: handlers,
+    outdir: 'dist/lambda',
+    format: 'cjs',
+    target: 'node22',
+    // The Lambda runtime ships the AWS SDK v3, but bundling pins the version we test with.
+    minify: true,
+  });
+}

@@ -1,0 +1,86 @@
+import {
+  ECRClient,
+  GetAuthorizationTokenCommand,
+  type GetAuthorizationTokenCommandOutput,
+} from '@aws-sdk/client-ecr';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { parseEcrHost } from '../core/ecr-host';
+import { MirrorError } from '../errors';
+import type { CredentialProvider, Credentials } from '../registry/auth';
+
+export interface EcrAuthOptions {
+  /** AWS credentials to ask with; the default chain when absent (or an assumed role's, for Account B). */
+  awsCredentials?: AwsCredentialIdentityProvider;
+  /** Builds the ECR client; tests and endpoint overrides come in here. */
+  clientFactory?: (region: string) => ECRClient;
+  now?: () => number;
+}
+
+interface Cached {
+  creds: Credentials;
+  /** When to ask again: half the validity window, as amazon-ecr-credential-helper does. */
+  refreshAt: number;
+}
+
+/**
+ * Registry credentials for an ECR host from `GetAuthorizationToken`: a 12-hour token split into
+ * user `AWS` and a password on the first colon. Cached and refreshed at half its life, so that a long
+ * copy never meets an expired one; concurrent callers share one request.
+ */
+export function ecrCredentials(host: string, options: EcrAuthOptions = {}): CredentialProvider {
+  const registry = parseEcrHost(host);
+  if (!registry) throw new MirrorError('INVALID_ARGUMENT', `${host} is not an ECR registry host`);
+  const now = options.now ?? Date.now;
+  const client =
+    options.clientFactory?.(registry.region) ??
+    new ECRClient({
+      region: registry.region,
+      ...(options.awsCredentials && { credentials: options.awsCredentials }),
+      ...(registry.fips && { useFipsEndpoint: true }),
+    });
+  let cached: Cached | undefined;
+  let pending: Promise<Cached> | undefined;
+
+  const fetchToken = async (): Promise<Cached> => {
+    let out: GetAuthorizationTokenCommandOutput;
+    try {
+      out = await client.send(new GetAuthorizationTokenCommand({}));
+    } catch (err) {
+      const name = (err as { name?: string }).name ?? 'Error';
+      throw new MirrorError(
+        'AWS_ERROR',
+        `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${(err as Error).message}`,
+        {
+          retryable: /Throttl|ServiceUnavailable|InternalServer|TimeoutError|NetworkingError/.test(name),
+          cause: err,
+        },
+      );
+    }
+    const data = out.authorizationData?.[0];
+    const decoded = data?.authorizationToken
+      ? Buffer.from(data.authorizationToken, 'base64').toString('utf8')
+      : '';
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) {
+      throw new MirrorError(
+        'AWS_ERROR',
+        `ECR GetAuthorizationToken in ${registry.region} returned no usable token`,
+      );
+    }
+    const issued = now();
+    const expires = data?.expiresAt?.getTime() ?? issued + 12 * 3600_000;
+    return {
+      creds: { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) },
+      refreshAt: issued + (expires - issued) / 2,
+    };
+  };
+
+  return async () => {
+    if (cached && now() < cached.refreshAt) return cached.creds;
+    pending ??= fetchToken().finally(() => {
+      pending = undefined;
+    });
+    cached = await pending;
+    return cached.creds;
+  };
+}

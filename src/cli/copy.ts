@@ -1,0 +1,75 @@
+import { copyImage } from '../copy/copy-image';
+import { parseReference } from '../core/reference';
+import { MirrorError } from '../errors';
+import { parseCredentials } from '../registry/auth';
+import { openRegistry } from '../registry/open';
+import { formatSummary, ProgressLine } from './progress';
+
+export interface CopyCommandOptions {
+  srcCreds?: string;
+  destCreds?: string;
+  insecure?: boolean;
+  referrers: boolean;
+  json?: boolean;
+  concurrency?: string;
+  registryEndpoints?: string;
+}
+
+/** Parses `REGISTRY_ENDPOINTS`: a JSON object of registry host to base URL. */
+export function parseEndpoints(
+  value: string | undefined,
+  setting = 'REGISTRY_ENDPOINTS',
+): Record<string, string> {
+  if (!value) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new MirrorError('INVALID_CONFIG', `${setting} is not valid JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new MirrorError('INVALID_CONFIG', `${setting} must be a JSON object of host to URL`);
+  }
+  const out: Record<string, string> = {};
+  for (const [host, url] of Object.entries(parsed)) {
+    if (typeof url !== 'string' || !/^https?:\/\/[^/]+/.test(url)) {
+      throw new MirrorError('INVALID_CONFIG', `${setting}: "${host}" must map to an http(s):// URL`);
+    }
+    out[host] = url;
+  }
+  return out;
+}
+
+export async function runCopy(src: string, dst: string, opts: CopyCommandOptions): Promise<void> {
+  const sourceRef = parseReference(src);
+  const destinationRef = parseReference(dst);
+  const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
+    throw new MirrorError('INVALID_ARGUMENT', '--concurrency must be a whole number from 1 to 64');
+  }
+  const endpoints = parseEndpoints(opts.registryEndpoints);
+  const insecure = opts.insecure === true;
+  const source = openRegistry(sourceRef.registry, {
+    insecure,
+    endpoints,
+    ...(opts.srcCreds && { credentials: parseCredentials(opts.srcCreds, '--src-creds') }),
+  });
+  const destination = openRegistry(destinationRef.registry, {
+    insecure,
+    endpoints,
+    ...(opts.destCreds && { credentials: parseCredentials(opts.destCreds, '--dest-creds') }),
+  });
+
+  const progress = !opts.json && process.stderr.isTTY ? new ProgressLine(process.stderr) : undefined;
+  try {
+    const summary = await copyImage(source, sourceRef, destination, destinationRef, {
+      referrers: opts.referrers,
+      ...(concurrency !== undefined && { concurrency }),
+      ...(progress && { onEvent: progress.onEvent }),
+    });
+    progress?.stop();
+    process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
+  } finally {
+    progress?.stop();
+  }
+}

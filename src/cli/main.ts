@@ -1,0 +1,56 @@
+import { Command, CommanderError, Option } from 'commander';
+import { describeError, MirrorError } from '../errors';
+import { closeConnections } from '../registry/transport';
+import { runCopy } from './copy';
+
+const program = new Command()
+  .name('ecr-mirror')
+  .description('Mirror container images between registries, byte for byte, with their signatures and SBOMs.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('copy')
+  .description('copy one image, index or artifact (and its referrers) from SRC to DST')
+  .argument('<SRC>', 'source reference: host[:port]/repository[:tag][@sha256:…]')
+  .argument('<DST>', 'destination reference; without a tag it takes the source tag')
+  .addOption(new Option('--src-creds <USER:PASS>', 'source credentials').env('ECR_MIRROR_SRC_CREDS'))
+  .addOption(new Option('--dest-creds <USER:PASS>', 'destination credentials').env('ECR_MIRROR_DEST_CREDS'))
+  .option('--insecure', 'use plain HTTP for registries that are not ECR (local registries)')
+  .option('--no-referrers', 'leave signatures, SBOMs and attestations behind')
+  .option('--concurrency <N>', 'blobs in flight at once (default 6)')
+  .addOption(
+    new Option('--registry-endpoints <JSON>', 'map registry hosts to base URLs')
+      .env('REGISTRY_ENDPOINTS')
+      .hideHelp(),
+  )
+  .option('--json', 'print the summary as JSON')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  ecr-mirror copy 111111111111.dkr.ecr.us-east-1.amazonaws.com/app:1.4 222222222222.dkr.ecr.eu-west-1.amazonaws.com/app
+  ecr-mirror copy --insecure --src-creds u:p --dest-creds u:p localhost:5001/team/api:v2 localhost:5002/team/api:v2
+
+ECR hosts need no credential flags: they use GetAuthorizationToken with the default AWS credential chain.`,
+  )
+  .action(runCopy);
+
+async function main(): Promise<void> {
+  program.exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version end here too, with exit code 0.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+    } else {
+      process.stderr.write(`ecr-mirror: ${describeError(err)}\n`);
+      process.exitCode = err instanceof MirrorError && err.code.startsWith('INVALID_') ? 2 : 1;
+    }
+  } finally {
+    await closeConnections();
+  }
+}
+
+void main();

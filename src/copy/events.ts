@@ -1,0 +1,25 @@
+/** What a copy reports as it goes: enough for a progress line and for structured logs. */
+export type CopyEvent =
+  | { type: 'blob-start'; digest: string; size: number }
+  | { type: 'blob-bytes'; bytes: number }
+  | { type: 'blob-done'; digest: string; size: number; skipped: boolean }
+  | { type: 'manifest-done'; digest: string; reference: string; skipped: boolean }
+  | { type: 'retry'; what: string; attempt: number; delayMs: number; error: string };
+
+export interface CopySummary {
+  source: string;
+  destination: string;
+  /** Digest of the image (or index) copied. */
+  digest: string;
+  mediaType: string;
+  /** The destination already held this digest under the tag: nothing was sent. */
+  upToDate: boolean;
+  manifests: { copied: number; skipped: number };
+  blobs: { copied: number; skipped: number };
+  /** Blob bytes sent to the destination. */
+  bytes: number;
+  /** Referrer manifests and referrer tags found at the source (signatures, SBOMs, attestations). */
+  referrers: number;
+  seconds: number;
+  requests: { source: number; destination: number };
+}

@@ -1,0 +1,264 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../core/descriptor';
+import { digestOf, isDigest, parseDigest } from '../core/digest';
+import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from '../core/manifest';
+import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/media-types';
+import { MirrorError } from '../errors';
+import type { BlobSource, PutManifestResult, RegistryClient } from './registry';
+import {
+  header,
+  type RegistryResponse,
+  type RequestKind,
+  Transport,
+  type TransportOptions,
+  transportError,
+} from './transport';
+import { BlobUploader, type UploadMode } from './upload';
+import { VerifyingStream } from './verify';
+
+const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+
+export interface HttpRegistryOptions extends TransportOptions {
+  host: string;
+  uploadMode?: UploadMode;
+  chunkBytes?: number;
+}
+
+/** A RegistryClient over the OCI distribution API. */
+export class HttpRegistry implements RegistryClient {
+  readonly host: string;
+  private readonly transport: Transport;
+  private readonly uploader: BlobUploader;
+
+  constructor(options: HttpRegistryOptions) {
+    this.host = options.host;
+    this.transport = new Transport(options);
+    this.uploader = new BlobUploader(this.transport, options.uploadMode, options.chunkBytes);
+  }
+
+  get counts(): Readonly<Record<RequestKind, number>> {
+    return this.transport.counts;
+  }
+
+  async headManifest(repository: string, reference: string): Promise<Descriptor | undefined> {
+    const what = `HEAD manifest ${repository}:${reference}`;
+    const res = await this.transport.send({
+      method: 'HEAD',
+      url: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      headers: { accept: ACCEPT },
+      expect: [200, 404],
+      kind: 'manifest',
+      what,
+    });
+    await res.body.dump();
+    if (res.status === 404) return undefined;
+    const digest = header(res, 'docker-content-digest');
+    const mediaType = normalizeMediaType(header(res, 'content-type'));
+    const size = Number(header(res, 'content-length'));
+    if (!digest || !isDigest(digest) || !mediaType || !Number.isSafeInteger(size)) {
+      // Some registries leave these out of HEAD answers: the GET tells all.
+      const manifest = await this.getManifest(repository, reference);
+      return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.byteLength };
+    }
+    if (isDigest(reference) && digest !== reference) {
+      throw new MirrorError('DIGEST_MISMATCH', `${what}: the registry announced ${digest}`);
+    }
+    return { mediaType, digest, size };
+  }
+
+  async getManifest(repository: string, reference: string): Promise<Manifest> {
+    const what = `GET manifest ${repository}:${reference}`;
+    const res = await this.transport.send({
+      method: 'GET',
+      url: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      headers: { accept: ACCEPT },
+      expect: [200],
+      kind: 'manifest',
+      what,
+    });
+    const bytes = await readManifestBody(res, what);
+    const announced = header(res, 'docker-content-digest');
+    if (isDigest(reference)) {
+      const actual = digestOf(bytes, parseDigest(reference).algorithm);
+      if (actual !== reference) {
+        throw new MirrorError('DIGEST_MISMATCH', `${what}: the bytes received hash to ${actual}`);
+      }
+    }
+    const manifest = parseManifest(bytes, header(res, 'content-type'));
+    if (announced?.startsWith('sha256:') && announced !== manifest.digest) {
+      throw new MirrorError(
+        'DIGEST_MISMATCH',
+        `${what}: the registry announced ${announced} but the bytes hash to ${manifest.digest}`,
+      );
+    }
+    return manifest;
+  }
+
+  async putManifest(repository: string, reference: string, manifest: Manifest): Promise<PutManifestResult> {
+    const what = `PUT manifest ${repository}:${reference}`;
+    const res = await this.transport.send({
+      method: 'PUT',
+      url: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      push: true,
+      headers: { 'content-type': manifest.mediaType },
+      body: Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength),
+      expect: [200, 201, 202],
+      kind: 'manifest',
+      what,
+    });
+    await res.body.dump();
+    const digest = header(res, 'docker-content-digest') ?? manifest.digest;
+    if (digest !== manifest.digest) {
+      throw new MirrorError(
+        'DIGEST_MISMATCH',
+        `${what}: the registry stored it as ${digest}, not ${manifest.digest}`,
+      );
+    }
+    const subject = header(res, 'oci-subject');
+    return { digest, ...(subject !== undefined && { subject }) };
+  }
+
+  async deleteManifest(repository: string, digest: string): Promise<void> {
+    const res = await this.transport.send({
+      method: 'DELETE',
+      url: `/v2/${repository}/manifests/${digest}`,
+      repository,
+      push: true,
+      expect: [200, 202, 204],
+      kind: 'manifest',
+      what: `DELETE manifest ${repository}@${digest}`,
+    });
+    await res.body.dump();
+  }
+
+  async hasBlob(repository: string, digest: string): Promise<boolean> {
+    const res = await this.transport.send({
+      method: 'HEAD',
+      url: `/v2/${repository}/blobs/${digest}`,
+      repository,
+      expect: [200, 404],
+      kind: 'blob',
+      what: `HEAD blob ${repository}@${digest}`,
+    });
+    await res.body.dump();
+    return res.status === 200;
+  }
+
+  async getBlob(repository: string, blob: Descriptor, onBytes?: (n: number) => void): Promise<Readable> {
+    const what = `GET blob ${repository}@${blob.digest}`;
+    const res = await this.transport.send({
+      method: 'GET',
+      url: `/v2/${repository}/blobs/${blob.digest}`,
+      repository,
+      expect: [200],
+      kind: 'blob',
+      what,
+    });
+    const length = header(res, 'content-length');
+    if (length !== undefined && Number(length) !== blob.size) {
+      res.body.destroy();
+      throw new MirrorError(
+        'SIZE_MISMATCH',
+        `${what}: the registry sends ${length} bytes, the descriptor says ${blob.size}`,
+      );
+    }
+    const verified = new VerifyingStream(blob, onBytes);
+    res.body.on('error', (err) => verified.destroy(transportError(what, err)));
+    verified.on('close', () => {
+      if (!res.body.readableEnded) res.body.destroy();
+    });
+    res.body.pipe(verified);
+    return verified;
+  }
+
+  putBlob(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+    return this.uploader.upload(repository, blob, open);
+  }
+
+  async referrers(repository: string, digest: string): Promise<Descriptor[] | undefined> {
+    const out: Descriptor[] = [];
+    let url = `/v2/${repository}/referrers/${digest}`;
+    for (let page = 0; page < 100; page++) {
+      const what = `GET referrers ${repository}@${digest}`;
+      const res = await this.transport.send({
+        method: 'GET',
+        url,
+        repository,
+        headers: { accept: MediaType.OciIndex },
+        expect: [200, 400, 404, 405],
+        kind: 'referrers',
+        what,
+      });
+      const type = normalizeMediaType(header(res, 'content-type'));
+      if (res.status !== 200 || type !== MediaType.OciIndex) {
+        // No referrers API here (a 404 from distribution 2.x, or something that is not an index).
+        await res.body.dump();
+        return page === 0 ? undefined : out;
+      }
+      const index = parseManifest(await readManifestBody(res, what), MediaType.OciIndex);
+      out.push(...index.manifests);
+      const next = nextLink(header(res, 'link'));
+      if (!next) return out;
+      url = new URL(next, res.url).href;
+    }
+    return out;
+  }
+
+  async listTags(repository: string): Promise<string[]> {
+    const tags: string[] = [];
+    let url = `/v2/${repository}/tags/list?n=1000`;
+    for (let page = 0; page < 10_000; page++) {
+      const what = `GET tags ${repository}`;
+      const res = await this.transport.send({
+        method: 'GET',
+        url,
+        repository,
+        expect: [200],
+        kind: 'other',
+        what,
+      });
+      const body = JSON.parse(await res.body.text()) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const next = nextLink(header(res, 'link'));
+      if (!next) break;
+      url = new URL(next, res.url).href;
+    }
+    return tags;
+  }
+}
+
+async function readManifestBody(res: RegistryResponse, what: string): Promise<Uint8Array> {
+  const declared = Number(header(res, 'content-length'));
+  if (Number.isFinite(declared) && declared > MAX_MANIFEST_BYTES) {
+    res.body.destroy();
+    throw new MirrorError(
+      'MANIFEST_TOO_LARGE',
+      `${what}: ${declared} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`,
+    );
+  }
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const part of res.body) {
+      size += (part as Buffer).length;
+      if (size > MAX_MANIFEST_BYTES) {
+        res.body.destroy();
+        throw new MirrorError('MANIFEST_TOO_LARGE', `${what}: over the ${MAX_MANIFEST_BYTES}-byte limit`);
+      }
+      parts.push(part as Buffer);
+    }
+  } catch (err) {
+    throw transportError(what, err);
+  }
+  return Buffer.concat(parts, size);
+}
+
+/** `Link: </v2/…?last=x&n=100>; rel="next"` (RFC 5988), as used by tag lists and referrers. */
+export function nextLink(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(value);
+  return m?.[1];
+}

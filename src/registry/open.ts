@@ -1,0 +1,61 @@
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { ecrCredentials } from '../aws/ecr-auth';
+import { parseEcrHost } from '../core/ecr-host';
+import { DOCKER_HUB } from '../core/reference';
+import { anonymous, type CredentialProvider, type Credentials, staticCredentials } from './auth';
+import { HttpRegistry } from './http-registry';
+import type { RegistryClient } from './registry';
+import type { RetryPolicy } from './retry';
+import type { Timeouts } from './transport';
+import type { UploadMode } from './upload';
+
+export interface RegistryAccess {
+  /** Plain HTTP for registries that are not ECR (local registries). */
+  insecure?: boolean;
+  /** Fixed credentials; without them ECR hosts use GetAuthorizationToken, others go anonymous. */
+  credentials?: Credentials;
+  /** Host to base URL, such as `{"1111….dkr.ecr.us-east-1.amazonaws.com": "http://127.0.0.1:5001"}`. */
+  endpoints?: Readonly<Record<string, string>>;
+  /** AWS identity for ECR's GetAuthorizationToken; the default chain when absent. */
+  awsCredentials?: AwsCredentialIdentityProvider;
+  /** Overrides how ECR credentials are obtained (tests, shared caches). */
+  ecrCredentialProvider?: (host: string) => CredentialProvider;
+  timeouts?: Partial<Timeouts>;
+  retry?: RetryPolicy;
+  uploadMode?: UploadMode;
+  chunkBytes?: number;
+}
+
+/** Where a registry host is reached: a mapped endpoint, Docker Hub's API host, or the host itself. */
+export function registryBaseUrl(
+  host: string,
+  access: Pick<RegistryAccess, 'insecure' | 'endpoints'> = {},
+): string {
+  const mapped = access.endpoints?.[host];
+  if (mapped) return mapped.replace(/\/+$/, '');
+  if (host === DOCKER_HUB) return 'https://registry-1.docker.io';
+  const plain = access.insecure === true && parseEcrHost(host) === undefined;
+  return `${plain ? 'http' : 'https'}://${host}`;
+}
+
+export function openRegistry(host: string, access: RegistryAccess = {}): RegistryClient {
+  const ecr = parseEcrHost(host) !== undefined;
+  let credentials: CredentialProvider = anonymous;
+  if (access.credentials) credentials = staticCredentials(access.credentials);
+  else if (ecr) {
+    credentials =
+      access.ecrCredentialProvider?.(host) ??
+      ecrCredentials(host, access.awsCredentials ? { awsCredentials: access.awsCredentials } : {});
+  }
+  return new HttpRegistry({
+    host,
+    baseUrl: registryBaseUrl(host, access),
+    credentials,
+    preemptiveBasic: ecr,
+    userAgent: 'ecr-mirror/0.1',
+    ...(access.timeouts && { timeouts: access.timeouts }),
+    ...(access.retry && { retry: access.retry }),
+    ...(access.uploadMode && { uploadMode: access.uploadMode }),
+    ...(access.chunkBytes && { chunkBytes: access.chunkBytes }),
+  });
+}

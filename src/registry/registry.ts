@@ -1,0 +1,37 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../core/descriptor';
+import type { Manifest } from '../core/manifest';
+import type { RequestKind } from './transport';
+
+/** Opens the bytes of a blob anew; an upload may need them more than once (retry, chunked fallback). */
+export type BlobSource = () => Promise<Readable>;
+
+export interface PutManifestResult {
+  digest: string;
+  /** Set when the registry indexed the manifest's subject itself (OCI 1.1 `OCI-Subject`). */
+  subject?: string;
+}
+
+/**
+ * The few operations a copy needs from a registry (after regclient's scheme interface). The copy
+ * engine is written against this alone, never against HTTP.
+ */
+export interface RegistryClient {
+  readonly host: string;
+  /** Requests sent so far, by kind. */
+  readonly counts: Readonly<Record<RequestKind, number>>;
+  /** The manifest's descriptor, or undefined when the registry has no such tag or digest. */
+  headManifest(repository: string, reference: string): Promise<Descriptor | undefined>;
+  /** The exact bytes, checked against the digest asked for and the one the registry announced. */
+  getManifest(repository: string, reference: string): Promise<Manifest>;
+  putManifest(repository: string, reference: string, manifest: Manifest): Promise<PutManifestResult>;
+  deleteManifest(repository: string, digest: string): Promise<void>;
+  hasBlob(repository: string, digest: string): Promise<boolean>;
+  /** A stream of the blob that fails if its bytes do not match the descriptor's size and digest. */
+  getBlob(repository: string, blob: Descriptor, onBytes?: (n: number) => void): Promise<Readable>;
+  putBlob(repository: string, blob: Descriptor, open: BlobSource): Promise<void>;
+  /** The OCI 1.1 referrers of a manifest; undefined when the registry has no referrers API. */
+  referrers(repository: string, digest: string): Promise<Descriptor[] | undefined>;
+  /** Tags of a repository, every page followed. */
+  listTags(repository: string): Promise<string[]>;
+}

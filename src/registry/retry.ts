@@ -1,0 +1,58 @@
+import { isRetryable } from '../errors';
+import { RegistryError } from './errors';
+
+export interface RetryPolicy {
+  /** Total attempts, the first included. */
+  attempts: number;
+  /** First backoff; each later one doubles, with full jitter. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** No new attempt starts once this much time has passed since the first. */
+  maxElapsedMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 5,
+  baseDelayMs: 250,
+  maxDelayMs: 20_000,
+  maxElapsedMs: 120_000,
+};
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The wait before attempt `attempt + 1`: the registry's Retry-After when it gave one, else jittered backoff. */
+export function backoffDelay(
+  policy: RetryPolicy,
+  attempt: number,
+  err: unknown,
+  random = Math.random,
+): number {
+  if (err instanceof RegistryError && err.retryAfterMs !== undefined) {
+    return Math.min(err.retryAfterMs, policy.maxDelayMs);
+  }
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/**
+ * Runs `fn` until it succeeds, throws something not retryable, or the policy's attempts or time run out.
+ * `onRetry` hears of each failed attempt that will be tried again.
+ */
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void,
+): Promise<T> {
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      const delay = backoffDelay(policy, attempt, err);
+      const outOfTime = Date.now() - started + delay > policy.maxElapsedMs;
+      if (!isRetryable(err) || attempt >= policy.attempts || outOfTime) throw err;
+      onRetry?.(err, attempt, delay);
+      await sleep(delay);
+    }
+  }
+}

@@ -1,0 +1,370 @@
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher, request } from 'undici';
+import { MirrorError } from '../errors';
+import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
+import { errorFromResponse, RegistryError, redactUrl } from './errors';
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+/** What a request touches, for the per-registry request counts in copy summaries and benchmarks. */
+export type RequestKind = 'manifest' | 'blob' | 'upload' | 'referrers' | 'token' | 'other';
+
+export interface Timeouts {
+  connectMs: number;
+  /** Until the response headers arrive. */
+  headersMs: number;
+  /** Longest silence between two chunks of a body. */
+  bodyMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 10_000, headersMs: 60_000, bodyMs: 60_000 };
+const MAX_REDIRECTS = 10;
+const MAX_ERROR_BODY = 64 * 1024;
+const TOKEN_REFRESH_MARGIN_MS = 15_000;
+
+export interface TransportOptions {
+  /** `https://host` or, for `--insecure` and mapped endpoints, `http://127.0.0.1:5000`. */
+  baseUrl: string;
+  credentials: CredentialProvider;
+  /** ECR always wants Basic: skip the 401 round trip when we already know. */
+  preemptiveBasic?: boolean;
+  retry?: RetryPolicy;
+  timeouts?: Partial<Timeouts>;
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+export interface RegistryRequest {
+  method: HttpMethod;
+  /** A path below the base URL, or an absolute URL (upload locations). */
+  url: string;
+  /** Repository the request acts on: the token scope. */
+  repository: string;
+  push?: boolean;
+  headers?: Record<string, string>;
+  /** A Buffer can be sent again; a stream cannot, so a request with one is never retried here. */
+  body?: Buffer | Readable;
+  /** Not retried even with a Buffer body: a chunk PATCH applied twice would corrupt the upload. */
+  once?: boolean;
+  /** Statuses that mean success; anything else becomes a RegistryError. */
+  expect: readonly number[];
+  kind: RequestKind;
+  /** For messages: "GET manifest team/app:1.0". */
+  what: string;
+}
+
+export interface RegistryResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable & { dump(): Promise<void>; text(): Promise<string> };
+  /** The URL that answered, after redirects. */
+  url: URL;
+}
+
+export function header(res: Pick<RegistryResponse, 'headers'>, name: string): string | undefined {
+  const value = res.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+let sharedAgent: Agent | undefined;
+function defaultAgent(connectMs: number): Agent {
+  sharedAgent ??= new Agent({ connect: { timeout: connectMs }, keepAliveTimeout: 10_000, connections: 32 });
+  return sharedAgent;
+}
+
+type AuthState =
+  | { scheme: 'unknown' }
+  | { scheme: 'basic' }
+  | { scheme: 'bearer'; realm: string; service?: string };
+
+interface Token {
+  value: string;
+  expiresAt: number;
+}
+
+/**
+ * HTTP for one registry: authentication (Basic, or the Bearer token handshake), redirects followed
+ * by hand so that `Authorization` never leaves the registry's origin, timeouts, retries with backoff
+ * for requests that can be replayed, and typed errors that never carry a credential.
+ */
+export class Transport {
+  readonly base: URL;
+  readonly counts: Record<RequestKind, number> = {
+    manifest: 0,
+    blob: 0,
+    upload: 0,
+    referrers: 0,
+    token: 0,
+    other: 0,
+  };
+  private readonly retry: RetryPolicy;
+  private readonly timeouts: Timeouts;
+  private readonly dispatcher: Dispatcher;
+  private readonly userAgent: string;
+  private auth: AuthState;
+  private readonly tokens = new Map<string, Token>();
+  private readonly pendingTokens = new Map<string, Promise<Token>>();
+
+  constructor(private readonly options: TransportOptions) {
+    this.base = new URL(options.baseUrl);
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.dispatcher = options.dispatcher ?? defaultAgent(this.timeouts.connectMs);
+    this.userAgent = options.userAgent ?? 'ecr-mirror';
+    this.auth = options.preemptiveBasic ? { scheme: 'basic' } : { scheme: 'unknown' };
+  }
+
+  get retryPolicy(): RetryPolicy {
+    return this.retry;
+  }
+
+  /** Sends a request; replayable ones are retried on 408, 429, 5xx, timeouts and dropped connections. */
+  async send(req: RegistryRequest): Promise<RegistryResponse> {
+    const replayable = !req.once && (req.body === undefined || Buffer.isBuffer(req.body));
+    if (!replayable) return this.sendOnce(req);
+    return withRetry(this.retry, () => this.sendOnce(req));
+  }
+
+  private async sendOnce(req: RegistryRequest): Promise<RegistryResponse> {
+    const scope = `repository:${req.repository}:${req.push ? 'pull,push' : 'pull'}`;
+    const streaming = req.body !== undefined && !Buffer.isBuffer(req.body);
+    let url = new URL(req.url, this.base);
+    let method = req.method;
+    let body = req.body;
+    let challenged = false;
+
+    for (let hop = 0; hop <= MAX_REDIRECTS; ) {
+      const toRegistry = url.origin === this.base.origin;
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
+      if (toRegistry) {
+        const authorization = await this.authorization(scope);
+        if (authorization) headers.authorization = authorization;
+      } else {
+        // Another host (ECR sends blob GETs to S3): the registry's credentials stay behind.
+        delete headers.authorization;
+      }
+
+      const res = await this.dispatch(req, method, url, headers, body);
+
+      if (res.status === 401 && toRegistry && !challenged && !streaming) {
+        await res.body.dump();
+        challenged = true;
+        if (await this.handleChallenge(header(res, 'www-authenticate'), scope, req)) continue;
+        throw new RegistryError(
+          'UNAUTHORIZED',
+          `${req.what}: HTTP 401 (credentials were refused or are missing)`,
+          {
+            status: 401,
+          },
+        );
+      }
+
+      if (REDIRECTS.has(res.status) && !req.expect.includes(res.status)) {
+        const location = header(res, 'location');
+        await res.body.dump();
+        if (!location) {
+          throw new RegistryError('REGISTRY_ERROR', `${req.what}: redirect without a Location`, {
+            status: res.status,
+          });
+        }
+        if (streaming) {
+          throw new RegistryError('REGISTRY_ERROR', `${req.what}: the registry redirected an upload`, {
+            status: res.status,
+          });
+        }
+        url = new URL(location, url);
+        if (res.status === 303) {
+          method = 'GET';
+          body = undefined;
+        }
+        hop++;
+        continue;
+      }
+
+      if (req.expect.includes(res.status)) return res;
+
+      const text = await readLimited(res.body, MAX_ERROR_BODY);
+      throw errorFromResponse(
+        req.what,
+        res.status,
+        method === 'HEAD' ? '' : text,
+        header(res, 'retry-after'),
+      );
+    }
+    throw new MirrorError('TOO_MANY_REDIRECTS', `${req.what}: more than ${MAX_REDIRECTS} redirects`);
+  }
+
+  private async dispatch(
+    req: RegistryRequest,
+    method: HttpMethod,
+    url: URL,
+    headers: Record<string, string>,
+    body: Buffer | Readable | undefined,
+  ): Promise<RegistryResponse> {
+    this.counts[req.kind]++;
+    try {
+      const res = await request(url, {
+        method,
+        headers,
+        body: body ?? null,
+        dispatcher: this.dispatcher,
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyMs,
+      });
+      return {
+        status: res.statusCode,
+        headers: res.headers,
+        body: res.body as RegistryResponse['body'],
+        url,
+      };
+    } catch (err) {
+      throw transportError(`${req.what} (${redactUrl(url)})`, err);
+    }
+  }
+
+  private async authorization(scope: string): Promise<string | undefined> {
+    const auth = this.auth;
+    if (auth.scheme === 'basic') {
+      const creds = await this.options.credentials();
+      return creds ? basicAuthorization(creds) : undefined;
+    }
+    if (auth.scheme === 'bearer') {
+      const token = this.tokens.get(scope);
+      if (token && token.expiresAt - Date.now() > TOKEN_REFRESH_MARGIN_MS) return `Bearer ${token.value}`;
+      return `Bearer ${(await this.fetchToken(auth, scope)).value}`;
+    }
+    return undefined;
+  }
+
+  /** Learns from a 401 how the registry wants us to authenticate; true when trying again can help. */
+  private async handleChallenge(
+    value: string | undefined,
+    scope: string,
+    req: RegistryRequest,
+  ): Promise<boolean> {
+    const challenges = parseChallenges(value ?? '');
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer?.params.realm) {
+      this.auth = {
+        scheme: 'bearer',
+        realm: bearer.params.realm,
+        ...(bearer.params.service !== undefined && { service: bearer.params.service }),
+      };
+      // A refused or missing token is fetched anew; the caller retries once, so a second refusal is final.
+      this.tokens.delete(scope);
+      await this.fetchToken(this.auth, scope);
+      return true;
+    }
+    if (challenges.some((c) => c.scheme === 'basic') || challenges.length === 0) {
+      if (this.auth.scheme === 'basic') return false; // we sent credentials and they were refused
+      const creds = await this.options.credentials();
+      if (!creds) {
+        throw new RegistryError(
+          'UNAUTHORIZED',
+          `${req.what}: the registry wants credentials and none were given`,
+          {
+            status: 401,
+          },
+        );
+      }
+      this.auth = { scheme: 'basic' };
+      return true;
+    }
+    return false;
+  }
+
+  private fetchToken(auth: Extract<AuthState, { scheme: 'bearer' }>, scope: string): Promise<Token> {
+    const pending = this.pendingTokens.get(scope);
+    if (pending) return pending;
+    const promise = withRetry(this.retry, () => this.requestToken(auth, scope)).finally(() =>
+      this.pendingTokens.delete(scope),
+    );
+    this.pendingTokens.set(scope, promise);
+    return promise;
+  }
+
+  private async requestToken(auth: Extract<AuthState, { scheme: 'bearer' }>, scope: string): Promise<Token> {
+    const url = new URL(auth.realm);
+    if (auth.service) url.searchParams.set('service', auth.service);
+    url.searchParams.set('scope', scope);
+    const headers: Record<string, string> = { 'user-agent': this.userAgent };
+    const creds = await this.options.credentials();
+    if (creds) headers.authorization = basicAuthorization(creds);
+    this.counts.token++;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, {
+        method: 'GET',
+        headers,
+        dispatcher: this.dispatcher,
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyMs,
+      });
+    } catch (err) {
+      throw transportError(`token request (${redactUrl(url)})`, err);
+    }
+    const text = await readLimited(res.body, MAX_ERROR_BODY);
+    if (res.statusCode !== 200) {
+      throw errorFromResponse(`token request for ${scope}`, res.statusCode, text, undefined);
+    }
+    let parsed: TokenResponse;
+    try {
+      parsed = JSON.parse(text) as TokenResponse;
+    } catch (err) {
+      throw new RegistryError('UNAUTHORIZED', `token request for ${scope}: the answer is not JSON`, {
+        cause: err,
+      });
+    }
+    const value = parsed.token ?? parsed.access_token;
+    if (!value)
+      throw new RegistryError('UNAUTHORIZED', `token request for ${scope}: no token in the answer`, {});
+    const token = { value, expiresAt: Date.now() + (parsed.expires_in ?? 60) * 1000 };
+    this.tokens.set(scope, token);
+    return token;
+  }
+}
+
+async function readLimited(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      if (size < limit) chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  } catch {
+    // An error body that breaks off is still worth what arrived.
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+/** Translates undici and socket errors into retryable MirrorErrors. */
+export function transportError(what: string, err: unknown): MirrorError {
+  if (err instanceof MirrorError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  if (TIMEOUT_CODES.has(code)) {
+    return new MirrorError('TIMEOUT', `${what}: timed out (${code})`, { retryable: true, cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new MirrorError('NETWORK', `${what}: ${code ? `${code} ` : ''}${message}`, {
+    retryable: true,
+    cause: err,
+  });
+}
+
+/** Closes pooled connections so a command-line process can exit at once. */
+export async function closeConnections(): Promise<void> {
+  const agent = sharedAgent;
+  sharedAgent = undefined;
+  await agent?.close();
+}

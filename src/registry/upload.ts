@@ -1,0 +1,183 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../core/descriptor';
+import { MirrorError } from '../errors';
+import { RegistryError } from './errors';
+import type { BlobSource } from './registry';
+import { header, type Transport } from './transport';
+
+/** ECR refuses chunks under 5 MiB (`LayerPartTooSmallException`) but for the last. */
+export const MIN_CHUNK_BYTES = 5 * 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
+
+export type UploadMode = 'auto' | 'monolithic' | 'chunked';
+
+/** Statuses with which a registry says it will not take a blob in one PUT. */
+const REFUSALS = new Set([405, 411, 413, 415, 501]);
+
+export function isMonolithicRefusal(err: unknown): boolean {
+  return err instanceof RegistryError && err.status !== undefined && REFUSALS.has(err.status);
+}
+
+/**
+ * Blob uploads. The default is one streamed PUT (POST, then PUT `?digest=` with the body), which
+ * regclient also chose because ECR's chunked protocol departs from the spec; registries that refuse
+ * it get chunked PATCHes of at least 5 MiB with offsets we track ourselves, 201 or 202 accepted.
+ */
+export class BlobUploader {
+  private monolithicRefused = false;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly mode: UploadMode = 'auto',
+    private readonly chunkBytes = DEFAULT_CHUNK_BYTES,
+  ) {
+    if (chunkBytes < MIN_CHUNK_BYTES) {
+      throw new MirrorError('INVALID_ARGUMENT', `chunk size must be at least ${MIN_CHUNK_BYTES} bytes`);
+    }
+  }
+
+  async upload(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+    if (this.mode === 'chunked' || (this.mode === 'auto' && this.monolithicRefused)) {
+      return this.chunked(repository, blob, open);
+    }
+    try {
+      await this.monolithic(repository, blob, open);
+    } catch (err) {
+      if (this.mode !== 'auto' || !isMonolithicRefusal(err)) throw err;
+      this.monolithicRefused = true;
+      await this.chunked(repository, blob, open);
+    }
+  }
+
+  private async start(repository: string, blob: Descriptor): Promise<URL> {
+    const res = await this.transport.send({
+      method: 'POST',
+      url: `/v2/${repository}/blobs/uploads/`,
+      repository,
+      push: true,
+      expect: [202],
+      kind: 'upload',
+      what: `start upload of ${blob.digest} to ${repository}`,
+    });
+    const location = header(res, 'location');
+    await res.body.dump();
+    if (!location) {
+      throw new RegistryError('REGISTRY_ERROR', `start upload to ${repository}: no Location in the answer`, {
+        status: res.status,
+      });
+    }
+    return new URL(location, res.url);
+  }
+
+  private async monolithic(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+    const location = await this.start(repository, blob);
+    let body: Readable | undefined;
+    try {
+      body = await open();
+      const res = await this.transport.send({
+        method: 'PUT',
+        url: withDigestParam(location, blob.digest),
+        repository,
+        push: true,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
+        body,
+        expect: [201],
+        kind: 'upload',
+        what: `upload of ${blob.digest} to ${repository}`,
+      });
+      await res.body.dump();
+    } catch (err) {
+      body?.destroy();
+      await this.cancel(repository, location);
+      throw err;
+    }
+  }
+
+  private async chunked(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+    let location = await this.start(repository, blob);
+    let source: Readable | undefined;
+    try {
+      source = await open();
+      let offset = 0;
+      for await (const chunk of chunks(source, this.chunkBytes)) {
+        const res = await this.transport.send({
+          method: 'PATCH',
+          url: location.href,
+          repository,
+          push: true,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': String(chunk.length),
+            'content-range': `${offset}-${offset + chunk.length - 1}`,
+          },
+          body: chunk,
+          once: true,
+          // The spec says 202; ECR answers some intermediate chunks with 201.
+          expect: [201, 202, 204],
+          kind: 'upload',
+          what: `upload chunk at ${offset} of ${blob.digest} to ${repository}`,
+        });
+        const next = header(res, 'location');
+        await res.body.dump();
+        if (next) location = new URL(next, location);
+        offset += chunk.length;
+      }
+      const res = await this.transport.send({
+        method: 'PUT',
+        url: withDigestParam(location, blob.digest),
+        repository,
+        push: true,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+        expect: [201],
+        kind: 'upload',
+        what: `complete upload of ${blob.digest} to ${repository}`,
+      });
+      await res.body.dump();
+    } catch (err) {
+      source?.destroy();
+      await this.cancel(repository, location);
+      throw err;
+    }
+  }
+
+  /** Best effort: an abandoned session would otherwise linger until the registry purges it. */
+  private async cancel(repository: string, location: URL): Promise<void> {
+    try {
+      const res = await this.transport.send({
+        method: 'DELETE',
+        url: location.href,
+        repository,
+        push: true,
+        once: true,
+        expect: [200, 202, 204, 404],
+        kind: 'upload',
+        what: `cancel upload to ${repository}`,
+      });
+      await res.body.dump();
+    } catch {
+      // The upload already failed; that error is the one worth reporting.
+    }
+  }
+}
+
+function withDigestParam(location: URL, digest: string): string {
+  const url = new URL(location.href);
+  url.searchParams.set('digest', digest);
+  return url.href;
+}
+
+/** Regroups a stream into chunks of at least `size` bytes (the last may be smaller). */
+export async function* chunks(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  for await (const part of source) {
+    parts.push(part);
+    length += part.length;
+    if (length >= size) {
+      yield Buffer.concat(parts, length);
+      parts = [];
+      length = 0;
+    }
+  }
+  if (length > 0) yield Buffer.concat(parts, length);
+}

@@ -1,0 +1,70 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Descriptor } from '../core/descriptor';
+import { parseDigest } from '../core/digest';
+import { MirrorError } from '../errors';
+
+/**
+ * Passes a blob's bytes through while hashing them, and fails the stream when they do not match the
+ * descriptor. The last chunk is held back until the check passes, so an upload fed by this stream
+ * never receives a complete body with the wrong bytes.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash;
+  private readonly expected: string;
+  private received = 0;
+  private held: Buffer | undefined;
+
+  constructor(
+    private readonly blob: Descriptor,
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    super();
+    const { algorithm, hex } = parseDigest(blob.digest);
+    this.hash = createHash(algorithm);
+    this.expected = hex;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.received += chunk.length;
+    if (this.received > this.blob.size) {
+      done(
+        new MirrorError(
+          'SIZE_MISMATCH',
+          `blob ${this.blob.digest}: received more than the ${this.blob.size} bytes its descriptor declares`,
+        ),
+      );
+      return;
+    }
+    this.hash.update(chunk);
+    this.onBytes?.(chunk.length);
+    const previous = this.held;
+    this.held = chunk;
+    done(null, previous);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.received !== this.blob.size) {
+      // A body that broke off early: a fresh download can succeed.
+      done(
+        new MirrorError(
+          'SIZE_MISMATCH',
+          `blob ${this.blob.digest}: received ${this.received} of ${this.blob.size} bytes`,
+          { retryable: true },
+        ),
+      );
+      return;
+    }
+    const actual = this.hash.digest('hex');
+    if (actual !== this.expected) {
+      done(
+        new MirrorError(
+          'DIGEST_MISMATCH',
+          `blob ${this.blob.digest}: the bytes received hash to ${this.blob.digest.split(':')[0]}:${actual}`,
+        ),
+      );
+      return;
+    }
+    done(null, this.held);
+  }
+}
