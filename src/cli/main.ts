@@ -7,7 +7,9 @@ const program = new Command()
   .name('ecr-mirror')
   .description('Mirror container images between registries, byte for byte, with their signatures and SBOMs.')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError('(add --help for usage)')
+  // Set before subcommands are added, so they inherit it: we choose the exit codes.
+  .exitOverride();
 
 program
   .command('copy')
@@ -37,7 +39,6 @@ ECR hosts need no credential flags: they use GetAuthorizationToken with the defa
   .action(runCopy);
 
 async function main(): Promise<void> {
-  program.exitOverride();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

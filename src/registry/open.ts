@@ -51,7 +51,9 @@ export function openRegistry(host: string, access: RegistryAccess = {}): Registr
     host,
     baseUrl: registryBaseUrl(host, access),
     credentials,
-    preemptiveBasic: ecr,
+    // ECR always wants Basic; with given credentials, offering them first saves the 401 round trip
+    // (a registry that wants Bearer still answers with its challenge).
+    preemptiveBasic: ecr || access.credentials !== undefined,
     userAgent: 'ecr-mirror/0.1',
     ...(access.timeouts && { timeouts: access.timeouts }),
     ...(access.retry && { retry: access.retry }),

@@ -101,7 +101,7 @@ ${auth}`;
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
       await rm(dir, { recursive: true, force: true });

@@ -1,0 +1,107 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { getManifest, pushImage } from '../support/content';
+import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
+
+const ROOT = join(__dirname, '../..');
+const CLI = join(ROOT, 'dist/cli.js');
+const CREDS = `${TEST_USER}:${TEST_PASSWORD}`;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+let a: TestRegistry;
+let b: TestRegistry;
+beforeAll(async () => {
+  if (!existsSync(CLI)) execFileSync(process.execPath, [join(ROOT, 'scripts/build.mjs')], { cwd: ROOT });
+  [a, b] = await Promise.all([startRegistry(), startRegistry()]);
+});
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+test('--help lists the copy verb', async () => {
+  const r = await run(['--help']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('copy [options] <SRC> <DST>');
+});
+
+test('copy prints a summary, then --json on the up-to-date re-run', async () => {
+  const img = await pushImage(a, 'cli/app', '1.0', { layers: [20_000, 30_000] });
+  const src = `${a.host}/cli/app:1.0`;
+  const dst = `${b.host}/mirrored/app`;
+  const first = await run(['copy', '--insecure', '--src-creds', CREDS, '--dest-creds', CREDS, src, dst]);
+  expect(first.stderr).toBe('');
+  expect(first.code).toBe(0);
+  expect(first.stdout).toMatch(/blobs: +3 copied, 0 already present/);
+  expect((await getManifest(b, 'mirrored/app', '1.0')).digest).toBe(img.manifest.digest);
+
+  // Credentials from the environment keep them out of the process list.
+  const again = await run(['copy', '--insecure', '--json', src, dst], {
+    ECR_MIRROR_SRC_CREDS: CREDS,
+    ECR_MIRROR_DEST_CREDS: CREDS,
+  });
+  expect(again.code).toBe(0);
+  const summary = JSON.parse(again.stdout);
+  expect(summary).toMatchObject({ digest: img.manifest.digest, upToDate: true, blobs: { copied: 0 } });
+  expect(summary.requests.destination).toBe(1);
+});
+
+test.each([
+  [['copy', 'Bad/Ref:1', 'x/y:1'], 2, /INVALID_REFERENCE: invalid image reference "Bad\/Ref:1"/],
+  [['copy', '--src-creds', 'nocolon', 'h.io/a:1', 'h.io/b:1'], 2, /--src-creds must be USER:PASSWORD/],
+  [['copy', 'h.io/a:1'], 2, /missing required argument 'DST'/],
+])('usage errors exit 2 with one line: %j', async (args, code, message) => {
+  const r = await run(args);
+  expect(r.code).toBe(code);
+  expect(r.stderr).toMatch(message);
+});
+
+test('a failed copy exits 1 with a one-line reason and no credential', async () => {
+  const r = await run([
+    'copy',
+    '--insecure',
+    '--src-creds',
+    CREDS,
+    '--dest-creds',
+    CREDS,
+    `${a.host}/missing:1`,
+    `${b.host}/x:1`,
+  ]);
+  expect(r.code).toBe(1);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(/^ecr-mirror: NOT_FOUND: source image .*missing:1 does not exist/);
+  const wrong = await run([
+    'copy',
+    '--insecure',
+    '--src-creds',
+    'mirror:wrong-password',
+    `${a.host}/cli/app:1.0`,
+    `${b.host}/x:1`,
+  ]);
+  expect(wrong.code).toBe(1);
+  expect(wrong.stderr).toMatch(/UNAUTHORIZED/);
+  expect(wrong.stderr).not.toContain('wrong-password');
+});
