@@ -20,7 +20,11 @@ interface Cached {
   creds: Credentials;
   /** When to ask again: half the validity window, as amazon-ecr-credential-helper does. */
   refreshAt: number;
+  expiresAt: number;
 }
+
+/** A token stays usable until this close to its expiry; a failed refresh falls back to it until then. */
+const EXPIRY_MARGIN_MS = 5 * 60_000;
 
 /**
  * Registry credentials for an ECR host from `GetAuthorizationToken`: a 12-hour token split into
@@ -47,11 +51,15 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
       out = await client.send(new GetAuthorizationTokenCommand({}));
     } catch (err) {
       const name = (err as { name?: string }).name ?? 'Error';
+      // Server faults too: ECR's own is `ServerException`, which no name pattern here caught.
+      const serverFault = (err as { $fault?: string }).$fault === 'server';
       throw new MirrorError(
         'AWS_ERROR',
         `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${(err as Error).message}`,
         {
-          retryable: /Throttl|ServiceUnavailable|InternalServer|TimeoutError|NetworkingError/.test(name),
+          retryable:
+            serverFault ||
+            /Throttl|ServiceUnavailable|InternalServer|TimeoutError|NetworkingError/.test(name),
           cause: err,
         },
       );
@@ -68,10 +76,15 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
       );
     }
     const issued = now();
-    const expires = data?.expiresAt?.getTime() ?? issued + 12 * 3600_000;
+    let expires = data?.expiresAt?.getTime() ?? issued + 12 * 3600_000;
+    // A token got with assumed-role credentials is refreshed before they lapse (role chaining: 1 hour).
+    const identity = options.awsCredentials ? await options.awsCredentials() : undefined;
+    const identityExpiry = identity?.expiration?.getTime();
+    if (identityExpiry !== undefined) expires = Math.min(expires, identityExpiry);
     return {
       creds: { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) },
       refreshAt: issued + (expires - issued) / 2,
+      expiresAt: expires,
     };
   };
 
@@ -80,7 +93,16 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
     pending ??= fetchToken().finally(() => {
       pending = undefined;
     });
-    cached = await pending;
+    try {
+      cached = await pending;
+    } catch (err) {
+      // The half-life refresh failed (throttling, say): the current token is still good for a while.
+      if (cached && now() < cached.expiresAt - EXPIRY_MARGIN_MS) {
+        cached = { ...cached, refreshAt: now() + 60_000 };
+        return cached.creds;
+      }
+      throw err;
+    }
     return cached.creds;
   };
 }

@@ -41,7 +41,9 @@ export interface Challenge {
  */
 export function parseChallenges(header: string): Challenge[] {
   const out: Challenge[] = [];
-  const re = /\s*([A-Za-z][\w-]*)(?:\s+|$)|\s*([\w-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,\s]*)\s*,?/gy;
+  // Parameters first: `name = value` may have spaces around `=` (RFC 7235 BWS), which would otherwise
+  // read as a new scheme. A scheme may stand alone before a comma (`Negotiate, Basic realm="r"`).
+  const re = /\s*([\w-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,\s]*)\s*,?|\s*([A-Za-z][\w-]*)(?:\s+|\s*,|$)/gy;
   let current: Challenge | undefined;
   let m: RegExpExecArray | null;
   let pos = 0;
@@ -53,11 +55,11 @@ export function parseChallenges(header: string): Challenge[] {
       continue;
     }
     pos = re.lastIndex;
-    if (m[2] !== undefined) {
-      const value = m[4] !== undefined ? m[4].replace(/\\(.)/g, '$1') : (m[3] ?? '');
-      if (current) current.params[m[2].toLowerCase()] = value;
-    } else if (m[1] !== undefined) {
-      current = { scheme: m[1].toLowerCase(), params: {} };
+    if (m[1] !== undefined) {
+      const value = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : (m[2] ?? '');
+      if (current) current.params[m[1].toLowerCase()] = value;
+    } else if (m[4] !== undefined) {
+      current = { scheme: m[4].toLowerCase(), params: {} };
       out.push(current);
     }
   }

@@ -64,7 +64,7 @@ export function errorFromResponse(
   retryAfter: string | undefined,
 ): RegistryError {
   let ociCode: string | undefined;
-  let reason = '';
+  let reason: string | undefined;
   try {
     const body = JSON.parse(bodyText) as OciErrorBody;
     const first = body.errors?.[0];
@@ -73,8 +73,10 @@ export function errorFromResponse(
       reason = first.message ?? '';
     }
   } catch {
-    reason = bodyText.replace(/\s+/g, ' ').trim().slice(0, 200);
+    // not JSON: the text itself is the reason
   }
+  // Auth servers answer JSON of their own (`{"details":"incorrect username or password"}`): keep its text.
+  reason ??= bodyText.replace(/\s+/g, ' ').trim().slice(0, 200);
   const retryAfterMs = parseRetryAfter(retryAfter);
   const detail = `${what}: HTTP ${status}${ociCode ? ` ${ociCode}` : ''}${reason ? ` (${reason})` : ''}`;
 

@@ -4,7 +4,7 @@ import { RegistryError } from './errors';
 export interface RetryPolicy {
   /** Total attempts, the first included. */
   attempts: number;
-  /** First backoff; each later one doubles, with full jitter. */
+  /** First backoff; each later one doubles, jittered between half and all of it ("equal jitter"). */
   baseDelayMs: number;
   maxDelayMs: number;
   /** No new attempt starts once this much time has passed since the first. */

@@ -279,9 +279,9 @@ export class Transport {
   private fetchToken(auth: Extract<AuthState, { scheme: 'bearer' }>, scope: string): Promise<Token> {
     const pending = this.pendingTokens.get(scope);
     if (pending) return pending;
-    const promise = withRetry(this.retry, () => this.requestToken(auth, scope)).finally(() =>
-      this.pendingTokens.delete(scope),
-    );
+    // Not retried here: send() retries the whole request, token included; retrying at both levels
+    // made attempts² token requests against an auth server that is down.
+    const promise = this.requestToken(auth, scope).finally(() => this.pendingTokens.delete(scope));
     this.pendingTokens.set(scope, promise);
     return promise;
   }
@@ -308,7 +308,14 @@ export class Transport {
     }
     const text = await readLimited(res.body, MAX_ERROR_BODY);
     if (res.statusCode !== 200) {
-      throw errorFromResponse(`token request for ${scope}`, res.statusCode, text, undefined);
+      // Name the auth server and the user: a refusal there is otherwise hard to tell from the registry's.
+      const who = creds ? ` as ${creds.username}` : ' anonymously';
+      throw errorFromResponse(
+        `token request for ${scope} at ${redactUrl(url)}${who}`,
+        res.statusCode,
+        text,
+        header({ headers: res.headers }, 'retry-after'),
+      );
     }
     let parsed: TokenResponse;
     try {
