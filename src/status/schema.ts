@@ -57,3 +57,6 @@ export const currentSortKey = (key: Pick<RecordKey, 'reference' | 'destinationId
 export const referencePrefix = (reference: string): string => `REF#${reference}#DEST#`;
 export const historySortKey = (key: RecordKey, at: string, eventId: string): string =>
   `HIST#${key.reference}#DEST#${key.destinationId}#${at}#${eventId}`;
+/** The start of every history sort key of one item, for "newest attempts first" queries. */
+export const historyPrefix = (key: Pick<RecordKey, 'reference' | 'destinationId'>): string =>
+  `HIST#${key.reference}#DEST#${key.destinationId}#`;
