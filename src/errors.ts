@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'INVALID_REFERENCE'
   | 'INVALID_ARGUMENT'
   | 'INVALID_CONFIG'
+  | 'INVALID_EVENT'
   // content
   | 'DIGEST_MISMATCH'
   | 'SIZE_MISMATCH'

@@ -93,6 +93,10 @@ export interface MirrorConfig {
   /** The queue's maxReceiveCount: on the last receive a retryable failure is dead-lettered with its reason. */
   maxReceives: number;
   blobConcurrency: number;
+  /** The mirror queue, where resync puts its jobs. */
+  mirrorQueueUrl: string | undefined;
+  /** ECR API calls per second a resync makes at most (DescribeRepositories, DescribeImages). */
+  resyncApiRate: number;
 }
 
 function fail(setting: string, message: string): never {
@@ -201,5 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
     deadLetterQueueUrl: env.DEAD_LETTER_QUEUE_URL?.trim() || undefined,
     maxReceives: int(env, 'MAX_RECEIVES', 5, 1, 1000),
     blobConcurrency: int(env, 'BLOB_CONCURRENCY', 6, 1, 64),
+    mirrorQueueUrl: env.MIRROR_QUEUE_URL?.trim() || undefined,
+    resyncApiRate: int(env, 'RESYNC_API_RATE', 5, 1, 100),
   };
 }

@@ -1,0 +1,201 @@
+import type { Destination } from '../config/config';
+import { matchesFilter } from '../config/patterns';
+import { copyImage } from '../copy/copy-image';
+import type { Reference } from '../core/reference';
+import { MirrorError } from '../errors';
+import type { MirrorRecord } from '../status/schema';
+import type { FinishWrite } from '../status/store';
+import type { ImageAction } from './event';
+import { mapRepository } from './mapping';
+import type { MirrorRuntime } from './runtime';
+
+export interface DestinationOutcome {
+  destination: Destination;
+  record: MirrorRecord;
+  /** Set for failures and conflicts. */
+  error?: MirrorError;
+  /** False when a newer result already stood in the status table. */
+  written: boolean;
+}
+
+export type ActionResult =
+  | { kind: 'filtered'; reason: string }
+  | { kind: 'done'; outcomes: DestinationOutcome[] };
+
+function asMirrorError(err: unknown): MirrorError {
+  if (err instanceof MirrorError) return err;
+  return new MirrorError('REGISTRY_ERROR', err instanceof Error ? err.message : String(err), {
+    retryable: true,
+    cause: err,
+  });
+}
+
+/** Why an action is not for us, or undefined when it is. */
+export function filterReason(action: ImageAction, rt: MirrorRuntime): string | undefined {
+  const c = rt.config;
+  if (action.action === 'DELETE' && !c.syncDeletes) return 'deletion sync is off (SYNC_DELETES)';
+  if (
+    action.account !== undefined &&
+    action.source !== 'ecr-mirror.resync' &&
+    action.account !== c.sourceAccountId
+  ) {
+    return `account ${action.account} is not the source account`;
+  }
+  if (action.region !== undefined && action.region !== c.sourceRegion)
+    return `region ${action.region} is not the source region`;
+  if (!matchesFilter(action.repository, c.repositories))
+    return `repository ${action.repository} is filtered out`;
+  if (action.tag !== undefined && !matchesFilter(action.tag, c.tags))
+    return `tag ${action.tag} is filtered out`;
+  if (action.tag === undefined && action.action === 'PUSH' && !c.mirrorUntagged) {
+    return 'untagged pushes are not mirrored (MIRROR_UNTAGGED)';
+  }
+  return undefined;
+}
+
+/**
+ * Mirrors one push (or deletion) into every destination it is for. Never throws for a destination's
+ * failure: each outcome is recorded in the status table and returned for the caller to decide on
+ * retrying.
+ */
+export async function mirrorAction(action: ImageAction, rt: MirrorRuntime): Promise<ActionResult> {
+  const reason = filterReason(action, rt);
+  if (reason) return { kind: 'filtered', reason };
+  const wanted = action.destinations ? new Set(action.destinations) : undefined;
+  const destinations = rt.config.destinations.filter((d) => !wanted || wanted.has(d.id));
+  const outcomes = await Promise.all(destinations.map((d) => mirrorTo(action, d, rt)));
+  return { kind: 'done', outcomes };
+}
+
+async function mirrorTo(
+  action: ImageAction,
+  destination: Destination,
+  rt: MirrorRuntime,
+): Promise<DestinationOutcome> {
+  const started = Date.now();
+  const startedAt = new Date(started).toISOString();
+  const reference = action.tag ?? action.digest!;
+  let destinationRepository = action.repository;
+  const base = {
+    sourceRepository: action.repository,
+    reference,
+    destinationId: destination.id,
+    ...(action.tag !== undefined && { tag: action.tag }),
+    eventId: action.eventId,
+    eventTime: action.eventTime,
+    startedAt,
+    bytes: 0,
+    blobsCopied: 0,
+    blobsSkipped: 0,
+    durationMs: 0,
+  };
+
+  let result: FinishWrite;
+  let error: MirrorError | undefined;
+  try {
+    destinationRepository = mapRepository(
+      action.repository,
+      destination.repository,
+      rt.config.sourceAccountId,
+    );
+    const begun = await rt.store.begin({ ...base, destinationRepository });
+    if (!begun.written) {
+      // A later event (or a later attempt at this one) already stands: it mirrored the tag as it is now.
+      return finish(rt, destination, {
+        ...base,
+        destinationRepository,
+        status: 'skipped',
+        lastErrorMessage: 'superseded: a newer event for this tag was already handled',
+      });
+    }
+    const dest = rt.destination(destination);
+    await dest.credentials();
+    const target = { label: dest.label, ecr: dest.ecr, repository: destinationRepository };
+    if (action.action === 'DELETE') {
+      result = { ...base, destinationRepository, ...(await deleteAt(action, target, rt)) };
+    } else {
+      await rt.repositories.ensure({
+        ...target,
+        settings: destination.repositorySettings,
+        create: rt.config.createRepositories,
+      });
+      const at = (registry: string, repository: string): Reference => ({
+        registry,
+        repository,
+        // The tag is resolved now, not taken from the event: a late, older event copies what the tag
+        // names today, so the destination never moves back to an older digest.
+        ...(action.tag !== undefined ? { tag: action.tag } : { digest: action.digest! }),
+      });
+      const summary = await copyImage(
+        rt.source,
+        at(rt.sourceHost, action.repository),
+        dest.registry,
+        at(dest.host, destinationRepository),
+        { referrers: rt.config.referrers, concurrency: rt.config.blobConcurrency },
+      );
+      result = {
+        ...base,
+        destinationRepository,
+        status: summary.upToDate ? 'skipped' : 'succeeded',
+        sourceDigest: summary.digest,
+        destinationDigest: summary.digest,
+        bytes: summary.bytes,
+        blobsCopied: summary.blobs.copied,
+        blobsSkipped: summary.blobs.skipped,
+      };
+    }
+  } catch (err) {
+    error = asMirrorError(err);
+    const sourceGone = error.code === 'NOT_FOUND' && /^source image/.test(error.message);
+    result = {
+      ...base,
+      destinationRepository,
+      // A tag deleted at the source since the push: nothing to mirror any more.
+      status: error.code === 'TAG_IMMUTABLE' ? 'conflict' : sourceGone ? 'skipped' : 'failed',
+      lastErrorCode: error.code,
+      lastErrorMessage: error.message,
+    };
+    if (sourceGone) error = undefined;
+  }
+  result.durationMs = Date.now() - started;
+  return finish(rt, destination, result, error);
+}
+
+async function finish(
+  rt: MirrorRuntime,
+  destination: Destination,
+  result: FinishWrite,
+  error?: MirrorError,
+): Promise<DestinationOutcome> {
+  const { written, record } = await rt.store.finish(result);
+  return {
+    destination,
+    record: record ?? { ...result, attempts: 0, updatedAt: new Date().toISOString() },
+    written,
+    ...(error && { error }),
+  };
+}
+
+/**
+ * Deletion sync: delete at the destination what was deleted at the source, unless the source has it
+ * again (a push after the delete, its event arriving first).
+ */
+async function deleteAt(
+  action: ImageAction,
+  target: { label: string; ecr: ReturnType<MirrorRuntime['destination']>['ecr']; repository: string },
+  rt: MirrorRuntime,
+): Promise<Pick<FinishWrite, 'status' | 'lastErrorMessage' | 'sourceDigest'>> {
+  const reference = action.tag ?? action.digest!;
+  const present = await rt.source.headManifest(action.repository, reference);
+  if (present) {
+    return {
+      status: 'skipped',
+      sourceDigest: present.digest,
+      lastErrorMessage: `the source has ${reference} again; not deleted`,
+    };
+  }
+  await rt.repositories.deleteImage(target, {
+    ...(action.tag ? { tag: action.tag } : { digest: action.digest! }),
+  });
+  return { status: 'deleted', ...(action.digest && { sourceDigest: action.digest }) };
+}

@@ -1,0 +1,433 @@
+import {
+  BatchDeleteImageCommand,
+  CreateRepositoryCommand,
+  DescribeRepositoriesCommand,
+  ECRClient,
+  GetAuthorizationTokenCommand,
+} from '@aws-sdk/client-ecr';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import { loadConfig } from '../../src/config/config';
+import { createMirrorHandler } from '../../src/handlers/mirror';
+import { createRuntime, type MirrorRuntime } from '../../src/mirror/runtime';
+import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
+import { getManifest, pushImage, pushIndex } from '../support/content';
+import { type LocalDynamo, startStatusTable } from '../support/dynalite';
+import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
+
+const SOURCE = '111111111111.dkr.ecr.us-east-1.amazonaws.com';
+const DEST_B = '222222222222.dkr.ecr.eu-west-1.amazonaws.com';
+const DEST_C = '333333333333.dkr.ecr.eu-central-1.amazonaws.com';
+const TABLE = 'ecr-mirror-status-test';
+const DLQ = 'https://sqs.us-east-1.amazonaws.com/111111111111/ecr-mirror-dlq';
+const SECRET_KEY = 'assumed-secret-access-key-value';
+
+const ecr = mockClient(ECRClient);
+const sts = mockClient(STSClient);
+const events = mockClient(EventBridgeClient);
+const sqs = mockClient(SQSClient);
+
+let a: TestRegistry;
+let b: TestRegistry;
+let c: TestRegistry;
+let dynamo: LocalDynamo;
+let logs: string[] = [];
+const realStdout = process.stdout.write.bind(process.stdout);
+
+beforeAll(async () => {
+  [a, b, c] = await Promise.all([startRegistry(), startRegistry(), startRegistry()]);
+  dynamo = await startStatusTable(TABLE);
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamo.endpoint;
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+});
+afterAll(async () => {
+  delete process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  await Promise.all([a?.stop(), b?.stop(), c?.stop(), dynamo?.stop()]);
+});
+
+beforeEach(() => {
+  for (const m of [ecr, sts, events, sqs]) m.reset();
+  // The mocked ECR token is the test registries' Basic credentials, so the real registries accept it.
+  ecr.on(GetAuthorizationTokenCommand).resolves({
+    authorizationData: [
+      {
+        authorizationToken: Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64'),
+        expiresAt: new Date(Date.now() + 12 * 3600_000),
+      },
+    ],
+  });
+  ecr.on(DescribeRepositoriesCommand).resolves({ repositories: [{ repositoryName: 'x' }] });
+  sts.on(AssumeRoleCommand).resolves({
+    Credentials: {
+      AccessKeyId: 'ASIAASSUMED',
+      SecretAccessKey: SECRET_KEY,
+      SessionToken: 'assumed-session-token',
+      Expiration: new Date(Date.now() + 3600_000),
+    },
+  });
+  events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [] });
+  sqs.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
+  logs = [];
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    logs.push(chunk.toString());
+    return (realStdout as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+});
+afterEach(() => {
+  process.stdout.write = realStdout;
+  // No credential in any log line: registry password, its Basic form, the ECR token, assumed keys.
+  const all = logs.join('');
+  for (const secret of [
+    TEST_PASSWORD,
+    Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64'),
+    SECRET_KEY,
+    'assumed-session-token',
+  ]) {
+    expect(all).not.toContain(secret);
+  }
+});
+
+const destination = (id: string, account: string, region: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  accountId: account,
+  region,
+  roleArn: `arn:aws:iam::${account}:role/ecr-mirror-destination`,
+  externalId: `external-${id}`,
+  ...extra,
+});
+
+function runtime(env: Record<string, string> = {}, endpoints: Record<string, string> = {}): MirrorRuntime {
+  const config = loadConfig({
+    SOURCE_ACCOUNT_ID: '111111111111',
+    SOURCE_REGION: 'us-east-1',
+    DESTINATIONS: JSON.stringify([destination('b', '222222222222', 'eu-west-1')]),
+    STATUS_TABLE: TABLE,
+    DEAD_LETTER_QUEUE_URL: DLQ,
+    MAX_RECEIVES: '3',
+    REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: a.url, [DEST_B]: b.url, [DEST_C]: c.url, ...endpoints }),
+    ...env,
+  });
+  return createRuntime(config, {
+    registry: {
+      retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 50, maxElapsedMs: 2_000 },
+      timeouts: { connectMs: 1_000, headersMs: 5_000, bodyMs: 5_000 },
+    },
+  });
+}
+
+function pushEvent(
+  repository: string,
+  tag: string,
+  digest: string,
+  time = new Date().toISOString(),
+  id?: string,
+) {
+  const e = sampleEvent('push');
+  e.id = id ?? `evt-${repository}-${tag}-${Math.random().toString(36).slice(2)}`;
+  e.time = time;
+  Object.assign(e.detail, { 'repository-name': repository, 'image-tag': tag, 'image-digest': digest });
+  return e;
+}
+
+test('a push lands byte-identical with a succeeded record and a completion event', async () => {
+  const rt = runtime();
+  const img = await pushImage(a, 'team/api', 'v1', { layers: [30_000, 10_000] });
+  const res = await createMirrorHandler(() => rt)(
+    sqsEvent(sqsRecord(pushEvent('team/api', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  const got = await getManifest(b, 'team/api', 'v1');
+  expect(got.digest).toBe(img.manifest.digest);
+  expect(got.bytes.equals(img.bytes)).toBe(true);
+
+  const record = await rt.store.get({ sourceRepository: 'team/api', reference: 'v1', destinationId: 'b' });
+  expect(record).toMatchObject({
+    status: 'succeeded',
+    sourceDigest: img.manifest.digest,
+    destinationDigest: img.manifest.digest,
+    destinationRepository: 'team/api',
+    blobsCopied: 3,
+    attempts: 1,
+  });
+  expect(record!.bytes).toBeGreaterThan(40_000);
+  const assume = sts.commandCalls(AssumeRoleCommand)[0]!.args[0].input;
+  expect(assume).toMatchObject({
+    RoleArn: 'arn:aws:iam::222222222222:role/ecr-mirror-destination',
+    ExternalId: 'external-b',
+  });
+  expect(assume.RoleSessionName).toMatch(/^ecr-mirror/);
+  const published = events.commandCalls(PutEventsCommand)[0]!.args[0].input.Entries!;
+  expect(published).toHaveLength(1);
+  expect(published[0]).toMatchObject({ Source: 'ecr-mirror', DetailType: 'Image Mirrored' });
+  expect(JSON.parse(published[0]!.Detail!)).toMatchObject({
+    sourceRepository: 'team/api',
+    status: 'succeeded',
+  });
+  // The structured log line names the event, repository, tag, digest and destination.
+  const line = logs.map((l) => JSON.parse(l)).find((l) => l.message === 'image mirrored');
+  expect(line).toMatchObject({
+    repository: 'team/api',
+    tag: 'v1',
+    digest: img.manifest.digest,
+    destination: 'b',
+    status: 'succeeded',
+  });
+});
+
+test('several destinations, renamed by prefix and template; filters leave the rest', async () => {
+  const rt = runtime({
+    DESTINATIONS: JSON.stringify([
+      destination('b', '222222222222', 'eu-west-1', { repository: { addPrefix: 'mirror/' } }),
+      destination('c', '333333333333', 'eu-central-1', { repository: { template: 'copies/{name}' } }),
+    ]),
+    REPOSITORY_INCLUDE: 'apps/*',
+    TAG_EXCLUDE: '*-dev',
+  });
+  const handler = createMirrorHandler(() => rt);
+  const img = await pushImage(a, 'apps/web', 'v2', { layers: [5_000] });
+  const dev = await pushImage(a, 'apps/web', 'v2-dev', { layers: [5_000] });
+  const other = await pushImage(a, 'tools/ci', 'v2', { layers: [5_000] });
+  const res = await handler(
+    sqsEvent(
+      sqsRecord(pushEvent('apps/web', 'v2', img.manifest.digest)),
+      sqsRecord(pushEvent('apps/web', 'v2-dev', dev.manifest.digest)),
+      sqsRecord(pushEvent('tools/ci', 'v2', other.manifest.digest)),
+    ),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  expect((await getManifest(b, 'mirror/apps/web', 'v2')).digest).toBe(img.manifest.digest);
+  expect((await getManifest(c, 'copies/web', 'v2')).digest).toBe(img.manifest.digest);
+  expect((await getManifest(b, 'mirror/apps/web', 'v2-dev')).status).toBe(404);
+  expect((await getManifest(b, 'mirror/tools/ci', 'v2')).status).toBe(404);
+  expect(await rt.store.queryRepository('apps/web')).toHaveLength(2);
+  expect(
+    sts
+      .commandCalls(AssumeRoleCommand)
+      .map((call) => call.args[0].input.ExternalId)
+      .sort(),
+  ).toEqual(['external-b', 'external-c']);
+});
+
+test('a multi-arch push: children by digest with no tag, then the index with its tag', async () => {
+  const rt = runtime();
+  const handler = createMirrorHandler(() => rt);
+  const amd = await pushImage(a, 'multi', undefined, {
+    layers: [4_000],
+    platform: { architecture: 'amd64', os: 'linux' },
+  });
+  const arm = await pushImage(a, 'multi', undefined, {
+    layers: [4_000],
+    platform: { architecture: 'arm64', os: 'linux' },
+  });
+  const index = await pushIndex(a, 'multi', 'v1', [
+    { descriptor: amd.manifest },
+    { descriptor: arm.manifest },
+  ]);
+  const child = sampleEvent('push-multiarch-child');
+  child.detail['repository-name'] = 'multi';
+  child.detail['image-digest'] = amd.manifest.digest;
+  const res = await handler(sqsEvent(sqsRecord(child)), context);
+  expect(res.batchItemFailures).toEqual([]);
+  expect((await getManifest(b, 'multi', amd.manifest.digest)).status).toBe(200);
+  expect(
+    await rt.store.get({ sourceRepository: 'multi', reference: amd.manifest.digest, destinationId: 'b' }),
+  ).toMatchObject({
+    status: 'succeeded',
+  });
+  await handler(sqsEvent(sqsRecord(pushEvent('multi', 'v1', index.descriptor.digest))), context);
+  expect((await getManifest(b, 'multi', 'v1')).digest).toBe(index.descriptor.digest);
+});
+
+test('missing destination repositories are created with the configured settings, or the failure says so', async () => {
+  const settings = {
+    tagMutability: 'IMMUTABLE',
+    scanOnPush: true,
+    encryption: { type: 'KMS', kmsKey: 'arn:aws:kms:eu-west-1:222222222222:key/abc' },
+    tags: { team: 'platform' },
+  };
+  const rt = runtime({ REPOSITORY_SETTINGS: JSON.stringify(settings) });
+  ecr
+    .on(DescribeRepositoriesCommand)
+    .rejects(Object.assign(new Error('no such repository'), { name: 'RepositoryNotFoundException' }));
+  ecr.on(CreateRepositoryCommand).resolves({});
+  const img = await pushImage(a, 'fresh/repo', 'v1', { layers: [1_000] });
+  await createMirrorHandler(() => rt)(
+    sqsEvent(sqsRecord(pushEvent('fresh/repo', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(ecr.commandCalls(CreateRepositoryCommand)[0]!.args[0].input).toEqual({
+    repositoryName: 'fresh/repo',
+    imageTagMutability: 'IMMUTABLE',
+    imageScanningConfiguration: { scanOnPush: true },
+    encryptionConfiguration: { encryptionType: 'KMS', kmsKey: 'arn:aws:kms:eu-west-1:222222222222:key/abc' },
+    tags: [{ Key: 'team', Value: 'platform' }],
+  });
+  expect((await getManifest(b, 'fresh/repo', 'v1')).digest).toBe(img.manifest.digest);
+
+  const off = runtime({ CREATE_REPOSITORIES: 'false' });
+  const res = await createMirrorHandler(() => off)(
+    sqsEvent(sqsRecord(pushEvent('fresh/other', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]); // not retryable: dead-lettered with its reason instead
+  const record = await off.store.get({
+    sourceRepository: 'fresh/other',
+    reference: 'v1',
+    destinationId: 'b',
+  });
+  expect(record).toMatchObject({ status: 'failed', lastErrorCode: 'NOT_FOUND' });
+  expect(record!.lastErrorMessage).toMatch(
+    /fresh\/other in 222222222222\/eu-west-1 does not exist.*CREATE_REPOSITORIES/,
+  );
+  const letter = sqs.commandCalls(SendMessageCommand)[0]!.args[0].input;
+  expect(letter.QueueUrl).toBe(DLQ);
+  expect(letter.MessageAttributes?.errorCode?.StringValue).toBe('NOT_FOUND');
+});
+
+test('events delivered in reverse order and twice: the tag never moves back, duplicates are no-ops', async () => {
+  const rt = runtime();
+  const handler = createMirrorHandler(() => rt);
+  const older = await pushImage(a, 'ordered', 'v1', { layers: [2_000] });
+  const t1 = new Date(Date.now() - 60_000).toISOString();
+  const newer = await pushImage(a, 'ordered', 'v1', { layers: [3_000] });
+  const t2 = new Date().toISOString();
+  const e1 = pushEvent('ordered', 'v1', older.manifest.digest, t1, 'evt-older');
+  const e2 = pushEvent('ordered', 'v1', newer.manifest.digest, t2, 'evt-newer');
+
+  await handler(sqsEvent(sqsRecord(e2)), context);
+  await handler(sqsEvent(sqsRecord(e1)), context); // late, older
+  await handler(sqsEvent(sqsRecord(e2)), context); // duplicate
+  expect((await getManifest(b, 'ordered', 'v1')).digest).toBe(newer.manifest.digest);
+  const record = await rt.store.get({ sourceRepository: 'ordered', reference: 'v1', destinationId: 'b' });
+  expect(record).toMatchObject({ eventId: 'evt-newer', sourceDigest: newer.manifest.digest });
+  // The duplicate found everything in place: nothing sent.
+  expect(record).toMatchObject({ status: 'skipped', blobsCopied: 0, bytes: 0 });
+  const history = await rt.store.history({
+    sourceRepository: 'ordered',
+    reference: 'v1',
+    destinationId: 'b',
+  });
+  expect(history).toHaveLength(3);
+  // The late, older event was recorded as superseded without touching any registry.
+  expect(history.find((h) => h.eventId === 'evt-older')).toMatchObject({ written: false, status: 'skipped' });
+});
+
+test('a malformed event is recorded as a failure with its reason and dead-lettered, not retried', async () => {
+  const rt = runtime();
+  const res = await createMirrorHandler(() => rt)(
+    sqsEvent(sqsRecord(sampleEvent('malformed')), sqsRecord('{not json')),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  const letters = sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input);
+  expect(letters).toHaveLength(2);
+  expect(letters.map((l) => l.MessageAttributes?.errorCode?.StringValue)).toEqual([
+    'INVALID_EVENT',
+    'INVALID_EVENT',
+  ]);
+  const reasons = letters.map((l) => l.MessageAttributes?.reason?.StringValue);
+  expect(reasons).toEqual(expect.arrayContaining([expect.stringMatching(/bad repository name "Team\/API"/)]));
+  const failed = await rt.store.queryByStatus('failed');
+  expect(
+    failed.some((r) => r.lastErrorCode === 'INVALID_EVENT' && /not JSON/.test(r.lastErrorMessage ?? '')),
+  ).toBe(true);
+});
+
+test('other action types and detail-types are ignored', async () => {
+  const rt = runtime();
+  const scan = { ...sampleEvent('push'), 'detail-type': 'ECR Image Scan' };
+  const archive = sampleEvent('push');
+  archive.detail['action-type'] = 'UPDATE_STORAGE_CLASS';
+  const res = await createMirrorHandler(() => rt)(sqsEvent(sqsRecord(scan), sqsRecord(archive)), context);
+  expect(res.batchItemFailures).toEqual([]);
+  expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(0);
+});
+
+test('a destination that is down: batch failure, then the dead-letter queue on the last receive', async () => {
+  // Nothing listens on port 9 of loopback.
+  const rt = runtime({}, { [DEST_B]: 'http://127.0.0.1:9' });
+  const handler = createMirrorHandler(() => rt);
+  const img = await pushImage(a, 'down', 'v1', { layers: [1_000] });
+  const event = pushEvent('down', 'v1', img.manifest.digest);
+  const first = sqsRecord(event, 1);
+  expect((await handler(sqsEvent(first), context)).batchItemFailures).toEqual([
+    { itemIdentifier: first.messageId },
+  ]);
+  expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  const last = sqsRecord(event, 3);
+  expect((await handler(sqsEvent(last), context)).batchItemFailures).toEqual([]);
+  const letter = sqs.commandCalls(SendMessageCommand)[0]!.args[0].input;
+  expect(letter.MessageAttributes?.errorCode?.StringValue).toBe('NETWORK');
+  expect(JSON.parse(letter.MessageBody!).id).toBe(event.id);
+  expect(await rt.store.get({ sourceRepository: 'down', reference: 'v1', destinationId: 'b' })).toMatchObject(
+    {
+      status: 'failed',
+      lastErrorCode: 'NETWORK',
+      attempts: 2,
+    },
+  );
+});
+
+test('assume-role denied: a failed record with a clear reason', async () => {
+  const rt = runtime();
+  sts
+    .on(AssumeRoleCommand)
+    .rejects(
+      Object.assign(new Error('User is not authorized to perform: sts:AssumeRole'), { name: 'AccessDenied' }),
+    );
+  const img = await pushImage(a, 'denied', 'v1', { layers: [1_000] });
+  const res = await createMirrorHandler(() => rt)(
+    sqsEvent(sqsRecord(pushEvent('denied', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  const record = await rt.store.get({ sourceRepository: 'denied', reference: 'v1', destinationId: 'b' });
+  expect(record).toMatchObject({ status: 'failed', lastErrorCode: 'DENIED' });
+  expect(record!.lastErrorMessage).toContain(
+    'assume role arn:aws:iam::222222222222:role/ecr-mirror-destination',
+  );
+  expect(events.commandCalls(PutEventsCommand)[0]!.args[0].input.Entries![0]!.DetailType).toBe(
+    'Image Mirror Failed',
+  );
+});
+
+test('deletion sync deletes the destination tag unless the source has it again', async () => {
+  const rt = runtime({ SYNC_DELETES: 'true' });
+  ecr.on(BatchDeleteImageCommand).resolves({ imageIds: [{ imageTag: 'gone' }], failures: [] });
+  const handler = createMirrorHandler(() => rt);
+  const kept = await pushImage(a, 'deletions', 'kept', { layers: [1_000] });
+  const del = (tag: string, digest: string) => {
+    const e = sampleEvent('delete');
+    Object.assign(e.detail, { 'repository-name': 'deletions', 'image-tag': tag, 'image-digest': digest });
+    e.id = `del-${tag}`;
+    e.time = new Date().toISOString();
+    return e;
+  };
+  await handler(
+    sqsEvent(sqsRecord(del('gone', kept.manifest.digest)), sqsRecord(del('kept', kept.manifest.digest))),
+    context,
+  );
+  const calls = ecr.commandCalls(BatchDeleteImageCommand).map((call) => call.args[0].input);
+  expect(calls).toEqual([{ repositoryName: 'deletions', imageIds: [{ imageTag: 'gone' }] }]);
+  expect(
+    await rt.store.get({ sourceRepository: 'deletions', reference: 'gone', destinationId: 'b' }),
+  ).toMatchObject({
+    status: 'deleted',
+  });
+  expect(
+    await rt.store.get({ sourceRepository: 'deletions', reference: 'kept', destinationId: 'b' }),
+  ).toMatchObject({
+    status: 'skipped',
+  });
+
+  // Deletion sync off: DELETE events are ignored.
+  ecr.resetHistory();
+  await createMirrorHandler(() => runtime())(sqsEvent(sqsRecord(del('gone', kept.manifest.digest))), context);
+  expect(ecr.commandCalls(BatchDeleteImageCommand)).toHaveLength(0);
+});
