@@ -2,6 +2,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { describeError, MirrorError } from '../errors';
 import { closeConnections } from '../registry/transport';
 import { runCopy } from './copy';
+import { DEFAULT_TABLE, runStatus } from './status';
+
+// The SDK's notice that its 2027 releases need Node.js 22 would break the one-line error contract
+// of this command on Node.js 20, which we still support; the README says which versions we test.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const program = new Command()
   .name('ecr-mirror')
@@ -37,6 +42,23 @@ Examples:
 ECR hosts need no credential flags: they use GetAuthorizationToken with the default AWS credential chain.`,
   )
   .action(runCopy);
+
+program
+  .command('status')
+  .description('show where images stand: the mirror status table, newest first')
+  .argument('[REPO[:TAG]]', 'one source repository, optionally one tag (or REPO@sha256:…)')
+  .option('--failed', 'only failures and conflicts')
+  .option('--status <STATUS>', 'only this status: succeeded, skipped, failed, conflict, deleted, in_progress')
+  .option(
+    '--since <DURATION>',
+    'only results updated within this time: 30m, 24h, 7d (default 24h without REPO)',
+  )
+  .option('--destination <ID>', 'only this destination')
+  .option('--limit <N>', 'at most N records (default 100)')
+  .option('--json', 'print the records as JSON')
+  .addOption(new Option('--table <NAME>', 'status table').env('STATUS_TABLE').default(DEFAULT_TABLE))
+  .addOption(new Option('--region <REGION>', "the table's region").env('AWS_REGION'))
+  .action(runStatus);
 
 async function main(): Promise<void> {
   try {
