@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { describeError, MirrorError } from '../errors';
 import { closeConnections } from '../registry/transport';
 import { runCopy } from './copy';
+import { DEFAULT_RESYNC_FUNCTION, runResyncCommand } from './resync';
 import { DEFAULT_TABLE, runStatus } from './status';
 
 // The SDK's notice that its 2027 releases need Node.js 22 would break the one-line error contract
@@ -59,6 +60,24 @@ program
   .addOption(new Option('--table <NAME>', 'status table').env('STATUS_TABLE').default(DEFAULT_TABLE))
   .addOption(new Option('--region <REGION>', "the table's region").env('AWS_REGION'))
   .action(runStatus);
+
+program
+  .command('resync')
+  .description(
+    'reconcile: compare every source tag with the destinations and mirror what is missing or different',
+  )
+  .option('--repositories <PATTERNS>', 'comma-separated repository globs, such as team/*')
+  .option('--tags <PATTERNS>', 'comma-separated tag globs, such as v*')
+  .option('--destinations <IDS>', 'comma-separated destination ids (default: all)')
+  .option('--dry-run', 'show the differences and change nothing')
+  .option('--json', 'print the summary and differences as JSON')
+  .addOption(
+    new Option('--function <NAME>', 'the deployed resync Lambda')
+      .env('ECR_MIRROR_RESYNC_FUNCTION')
+      .default(DEFAULT_RESYNC_FUNCTION),
+  )
+  .addOption(new Option('--region <REGION>', "the function's region").env('AWS_REGION'))
+  .action((opts) => runResyncCommand(opts));
 
 async function main(): Promise<void> {
   try {

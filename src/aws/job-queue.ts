@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { IMAGE_ACTION, RESYNC_SOURCE } from '../mirror/event';
+import type { MirrorJob } from '../resync/plan';
+import { awsError } from './errors';
+
+/**
+ * Puts resync jobs on the mirror queue as `ECR Image Action` events, so they take exactly the path a
+ * push takes (same handler, status records, retries and dead-letter queue).
+ */
+export class JobQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+    private readonly account: string,
+    private readonly region: string,
+  ) {}
+
+  static event(job: MirrorJob, account: string, region: string, now = new Date()): Record<string, unknown> {
+    return {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': IMAGE_ACTION,
+      source: RESYNC_SOURCE,
+      account,
+      region,
+      time: now.toISOString(),
+      resources: [],
+      detail: {
+        result: 'SUCCESS',
+        'action-type': 'PUSH',
+        'repository-name': job.repository,
+        'image-tag': job.tag,
+        'image-digest': job.digest,
+        destinations: job.destinations,
+      },
+    };
+  }
+
+  /** Sends in batches of ten (SQS's limit); returns how many were accepted. */
+  async send(jobs: readonly MirrorJob[], pace: () => Promise<void>): Promise<number> {
+    let sent = 0;
+    for (let i = 0; i < jobs.length; i += 10) {
+      const batch = jobs.slice(i, i + 10);
+      await pace();
+      try {
+        const out = await this.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: this.queueUrl,
+            Entries: batch.map((job, n) => ({
+              Id: String(n),
+              MessageBody: JSON.stringify(JobQueue.event(job, this.account, this.region)),
+            })),
+          }),
+        );
+        if (out.Failed && out.Failed.length > 0) {
+          const f = out.Failed[0]!;
+          throw new Error(
+            `${out.Failed.length} of ${batch.length} messages refused: ${f.Code}: ${f.Message ?? ''}`,
+          );
+        }
+        sent += batch.length;
+      } catch (err) {
+        throw awsError('enqueue resync jobs', err);
+      }
+    }
+    return sent;
+  }
+}

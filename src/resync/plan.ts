@@ -1,0 +1,87 @@
+/**
+ * The pure part of a resync: which tags a destination lacks or holds at another digest, and the
+ * jobs that put them right (one per image, naming the destinations that need it).
+ */
+export interface SourceImage {
+  repository: string;
+  tag: string;
+  digest: string;
+}
+
+export interface Difference extends SourceImage {
+  destinationId: string;
+  destinationRepository: string;
+  reason: 'missing' | 'different';
+  destinationDigest?: string;
+}
+
+export interface DestinationCounts {
+  checked: number;
+  inSync: number;
+  missing: number;
+  different: number;
+  enqueued: number;
+}
+
+export interface ResyncSummary {
+  runId: string;
+  startedAt: string;
+  finishedAt?: string;
+  dryRun: boolean;
+  repositories: number;
+  /** Source tags looked at, after filters. */
+  checked: number;
+  /** Tags every destination already holds at the source's digest. */
+  inSync: number;
+  /** Mirror jobs sent to the queue (one per image, for all destinations that need it). */
+  enqueued: number;
+  destinations: Record<string, DestinationCounts>;
+  /** Lambda invocations this run took (a long run continues in fresh ones). */
+  invocations: number;
+  complete: boolean;
+  errors: { repository: string; destinationId?: string; message: string }[];
+}
+
+export interface MirrorJob extends SourceImage {
+  destinations: string[];
+}
+
+export const emptyCounts = (): DestinationCounts => ({
+  checked: 0,
+  inSync: 0,
+  missing: 0,
+  different: 0,
+  enqueued: 0,
+});
+
+/** Groups differences into jobs: one per source image, listing the destinations it is missing from. */
+export function jobsFor(differences: readonly Difference[]): MirrorJob[] {
+  const jobs = new Map<string, MirrorJob>();
+  for (const d of differences) {
+    const key = `${d.repository}:${d.tag}@${d.digest}`;
+    let job = jobs.get(key);
+    if (!job) {
+      job = { repository: d.repository, tag: d.tag, digest: d.digest, destinations: [] };
+      jobs.set(key, job);
+    }
+    if (!job.destinations.includes(d.destinationId)) job.destinations.push(d.destinationId);
+  }
+  return [...jobs.values()];
+}
+
+/** Compares one destination's digest for a tag with the source's. */
+export function compare(
+  image: SourceImage,
+  destinationId: string,
+  destinationRepository: string,
+  destinationDigest: string | undefined,
+): Difference | undefined {
+  if (destinationDigest === image.digest) return undefined;
+  return {
+    ...image,
+    destinationId,
+    destinationRepository,
+    reason: destinationDigest === undefined ? 'missing' : 'different',
+    ...(destinationDigest !== undefined && { destinationDigest }),
+  };
+}
