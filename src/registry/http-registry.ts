@@ -5,8 +5,10 @@ import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from '../core/manife
 import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/media-types';
 import { MirrorError } from '../errors';
 import type { BlobSource, PutManifestResult, RegistryClient } from './registry';
+import { withRetry } from './retry';
 import {
   header,
+  type RegistryRequest,
   type RegistryResponse,
   type RequestKind,
   Transport,
@@ -69,24 +71,28 @@ export class HttpRegistry implements RegistryClient {
 
   async getManifest(repository: string, reference: string): Promise<Manifest> {
     const what = `GET manifest ${repository}:${reference}`;
-    const res = await this.transport.send({
-      method: 'GET',
-      url: `/v2/${repository}/manifests/${reference}`,
-      repository,
-      headers: { accept: ACCEPT },
-      expect: [200],
-      kind: 'manifest',
-      what,
-    });
-    const bytes = await readManifestBody(res, what);
-    const announced = header(res, 'docker-content-digest');
+    const { bytes, announced, contentType } = await this.getWithRetry(
+      {
+        url: `/v2/${repository}/manifests/${reference}`,
+        repository,
+        headers: { accept: ACCEPT },
+        expect: [200],
+        kind: 'manifest',
+        what,
+      },
+      async (res) => ({
+        bytes: await readManifestBody(res, what),
+        announced: header(res, 'docker-content-digest'),
+        contentType: header(res, 'content-type'),
+      }),
+    );
     if (isDigest(reference)) {
       const actual = digestOf(bytes, parseDigest(reference).algorithm);
       if (actual !== reference) {
         throw new MirrorError('DIGEST_MISMATCH', `${what}: the bytes received hash to ${actual}`);
       }
     }
-    const manifest = parseManifest(bytes, header(res, 'content-type'));
+    const manifest = parseManifest(bytes, contentType);
     if (announced?.startsWith('sha256:') && announced !== manifest.digest) {
       throw new MirrorError(
         'DIGEST_MISMATCH',
@@ -183,26 +189,31 @@ export class HttpRegistry implements RegistryClient {
     let url = `/v2/${repository}/referrers/${digest}`;
     for (let page = 0; page < 100; page++) {
       const what = `GET referrers ${repository}@${digest}`;
-      const res = await this.transport.send({
-        method: 'GET',
-        url,
-        repository,
-        headers: { accept: MediaType.OciIndex },
-        expect: [200, 400, 404, 405],
-        kind: 'referrers',
-        what,
-      });
-      const type = normalizeMediaType(header(res, 'content-type'));
-      if (res.status !== 200 || type !== MediaType.OciIndex) {
-        // No referrers API here (a 404 from distribution 2.x, or something that is not an index).
-        await res.body.dump();
-        return page === 0 ? undefined : out;
-      }
-      const index = parseManifest(await readManifestBody(res, what), MediaType.OciIndex);
+      const answer = await this.getWithRetry(
+        {
+          url,
+          repository,
+          headers: { accept: MediaType.OciIndex },
+          expect: [200, 400, 404, 405],
+          kind: 'referrers',
+          what,
+        },
+        async (res) => {
+          const type = normalizeMediaType(header(res, 'content-type'));
+          if (res.status !== 200 || type !== MediaType.OciIndex) {
+            // No referrers API here (a 404 from distribution 2.x, or something that is not an index).
+            await res.body.dump();
+            return undefined;
+          }
+          return { bytes: await readManifestBody(res, what), link: header(res, 'link'), at: res.url };
+        },
+      );
+      if (!answer) return page === 0 ? undefined : out;
+      const index = parseManifest(answer.bytes, MediaType.OciIndex);
       out.push(...index.manifests);
-      const next = nextLink(header(res, 'link'));
+      const next = nextLink(answer.link);
       if (!next) return out;
-      url = new URL(next, res.url).href;
+      url = new URL(next, answer.at).href;
     }
     return out;
   }
@@ -212,21 +223,39 @@ export class HttpRegistry implements RegistryClient {
     let url = `/v2/${repository}/tags/list?n=1000`;
     for (let page = 0; page < 10_000; page++) {
       const what = `GET tags ${repository}`;
-      const res = await this.transport.send({
-        method: 'GET',
-        url,
-        repository,
-        expect: [200],
-        kind: 'other',
-        what,
-      });
-      const body = JSON.parse(await res.body.text()) as { tags?: string[] | null };
+      const answer = await this.getWithRetry(
+        { url, repository, expect: [200], kind: 'other', what },
+        async (res) => {
+          let text: string;
+          try {
+            text = await res.body.text();
+          } catch (err) {
+            throw transportError(what, err);
+          }
+          return { text, link: header(res, 'link'), at: res.url };
+        },
+      );
+      const body = JSON.parse(answer.text) as { tags?: string[] | null };
       tags.push(...(body.tags ?? []));
-      const next = nextLink(header(res, 'link'));
+      const next = nextLink(answer.link);
       if (!next) break;
-      url = new URL(next, res.url).href;
+      url = new URL(next, answer.at).href;
     }
     return tags;
+  }
+
+  /**
+   * A GET whose body is read inside the retry loop: send() alone retries until the headers arrive, and
+   * a connection that breaks mid-body (a reset, a truncated answer) deserves another try just as much.
+   */
+  private getWithRetry<T>(
+    req: Omit<RegistryRequest, 'method' | 'once'>,
+    read: (res: RegistryResponse) => Promise<T>,
+  ): Promise<T> {
+    // once: this loop is the only one, so a failing request is not sent attempts² times.
+    return withRetry(this.transport.retryPolicy, async () =>
+      read(await this.transport.send({ ...req, method: 'GET', once: true })),
+    );
   }
 }
 

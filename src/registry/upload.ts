@@ -37,6 +37,14 @@ export class BlobUploader {
   }
 
   async upload(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+    try {
+      await this.transfer(repository, blob, open);
+    } catch (err) {
+      throw asUploadRefused(err);
+    }
+  }
+
+  private async transfer(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
     if (this.mode === 'chunked' || (this.mode === 'auto' && this.monolithicRefused)) {
       return this.chunked(repository, blob, open);
     }
@@ -158,6 +166,16 @@ export class BlobUploader {
       // The upload already failed; that error is the one worth reporting.
     }
   }
+}
+
+/** errorFromResponse reads a 413 as a manifest over the limit; during a blob upload it is a refusal. */
+function asUploadRefused(err: unknown): unknown {
+  if (!(err instanceof RegistryError) || !isMonolithicRefusal(err)) return err;
+  return new RegistryError('UPLOAD_REFUSED', err.message, {
+    cause: err,
+    ...(err.status !== undefined && { status: err.status }),
+    ...(err.ociCode !== undefined && { ociCode: err.ociCode }),
+  });
 }
 
 function withDigestParam(location: URL, digest: string): string {

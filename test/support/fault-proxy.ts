@@ -1,0 +1,256 @@
+import {
+  Agent,
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TestRegistry } from './registry';
+
+/**
+ * A reverse proxy in front of a real TestRegistry. It forwards everything (headers, Authorization,
+ * streamed bodies both ways; the Host header too, so the registry's upload Locations name the proxy)
+ * and injects the faults a test installs: error answers, connections that break mid-body, corrupted
+ * bytes, redirects to another origin, stalls and rewritten statuses. It records every request.
+ */
+
+export interface SeenRequest {
+  method: string;
+  /** Path and query, as received. */
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** Date.now() on arrival. */
+  at: number;
+  /** Status sent back; undefined when never answered (a stall). */
+  status?: number;
+  /** The action of the fault rule that handled it, if one did. */
+  fault?: FaultAction['type'];
+}
+
+export type FaultAction =
+  /** Answers without asking the registry (after reading the request body); an object body goes as JSON. */
+  | { type: 'status'; status: number; headers?: Record<string, string>; body?: unknown }
+  /** Sends the registry's headers and `afterBytes` bytes of its body, then resets the connection (RST). */
+  | { type: 'reset'; afterBytes: number }
+  /** As reset, but a clean close (FIN): the body ends short of its Content-Length. */
+  | { type: 'truncate'; afterBytes: number }
+  /** Flips the byte at `at` (default: the middle) of the registry's body; the length stays. */
+  | { type: 'corrupt'; at?: number }
+  /** 307 to the redirect target: another listener, on another port and so another origin. */
+  | { type: 'redirect' }
+  /** Reads the request and never answers. */
+  | { type: 'stall' }
+  /** Forwards, and changes the status when the registry answered `from`. */
+  | { type: 'rewriteStatus'; from: number; to: number };
+
+export interface FaultRule {
+  method: string;
+  /** Tested against the path and query. */
+  path: RegExp;
+  /** How many times it fires; unlimited when absent. */
+  times?: number;
+  when?: (req: SeenRequest) => boolean;
+  action: FaultAction;
+}
+
+export interface InstalledFault {
+  readonly rule: FaultRule;
+  /** How many times it has fired. */
+  fired: number;
+}
+
+export interface FaultProxy {
+  /** `127.0.0.1:<port>`, for image references and openRegistry. */
+  host: string;
+  url: string;
+  /** Every request the proxy received, in order of arrival. */
+  requests: SeenRequest[];
+  /** Every request the redirect target received. */
+  redirected: SeenRequest[];
+  /** The first installed rule that matches a request (and has not fired `times` times) handles it. */
+  fault(rule: FaultRule): InstalledFault;
+  clearFaults(): void;
+  /** Requests with this method and, if given, a path matching the pattern. */
+  seen(method: string, path?: RegExp): SeenRequest[];
+  close(): Promise<void>;
+}
+
+export const ociError = (code: string, message: string): object => ({ errors: [{ code, message }] });
+
+export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProxy> {
+  const agent = new Agent({ keepAlive: true });
+  const faults: InstalledFault[] = [];
+  const requests: SeenRequest[] = [];
+  const redirected: SeenRequest[] = [];
+
+  const record = (req: IncomingMessage, into: SeenRequest[]): SeenRequest => {
+    const seen = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, at: Date.now() };
+    into.push(seen);
+    return seen;
+  };
+
+  /** Streams the request to the registry and hands over its answer; a failure drops the client. */
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    options: { path: string; headers: IncomingHttpHeaders },
+    onResponse: (upRes: IncomingMessage) => void,
+  ): void => {
+    const up = httpRequest(
+      { host: '127.0.0.1', port: upstream.port, method: req.method, agent, ...options },
+      onResponse,
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const seen = record(req, requests);
+    const installed = faults.find(
+      ({ rule, fired }) =>
+        (rule.times === undefined || fired < rule.times) &&
+        rule.method === seen.method &&
+        rule.path.test(seen.path) &&
+        (rule.when?.(seen) ?? true),
+    );
+    const action = installed?.rule.action;
+    if (installed && action) {
+      installed.fired++;
+      seen.fault = action.type;
+    }
+    const answer = (status: number, headers: IncomingHttpHeaders | Record<string, string>): void => {
+      seen.status = status;
+      res.writeHead(status, headers);
+    };
+
+    if (action?.type === 'stall') {
+      req.resume();
+      return;
+    }
+    if (action?.type === 'status' || action?.type === 'redirect') {
+      // The request body is read first, so the client gets the answer rather than a broken pipe.
+      req.resume();
+      req.on('end', () => {
+        if (action.type === 'redirect') {
+          // A presigned-looking query, as S3 URLs carry: error messages must not repeat it.
+          const location = new URL(seen.path, redirectUrl);
+          location.searchParams.set('X-Amz-Signature', 'presigned');
+          answer(307, { location: location.href, 'content-length': '0' });
+          res.end();
+          return;
+        }
+        const body =
+          action.body === undefined || typeof action.body === 'string'
+            ? (action.body ?? '')
+            : JSON.stringify(action.body);
+        answer(action.status, {
+          ...(action.body !== undefined && { 'content-type': 'application/json' }),
+          'content-length': String(Buffer.byteLength(body)),
+          ...action.headers,
+        });
+        res.end(body);
+      });
+      return;
+    }
+
+    forward(req, res, { path: seen.path, headers: req.headers }, (upRes) => {
+      const status = upRes.statusCode ?? 502;
+      const rewrite = action?.type === 'rewriteStatus' && status === action.from;
+      answer(rewrite ? action.to : status, upRes.headers);
+      const cutAt = action?.type === 'reset' || action?.type === 'truncate' ? action.afterBytes : undefined;
+      const declared = Number(upRes.headers['content-length'] ?? 0);
+      const flipAt = action?.type === 'corrupt' ? (action.at ?? Math.floor(declared / 2)) : undefined;
+      let sent = 0;
+      let cut = false;
+      upRes.on('data', (data: Buffer) => {
+        if (cut) return;
+        let chunk = data;
+        if (flipAt !== undefined && flipAt >= sent && flipAt < sent + chunk.length) {
+          chunk = Buffer.from(chunk);
+          chunk[flipAt - sent] = (chunk[flipAt - sent] ?? 0) ^ 0xff;
+        }
+        if (cutAt !== undefined && sent + chunk.length >= cutAt) {
+          cut = true;
+          upRes.destroy();
+          const socket = res.socket as Socket;
+          res.write(chunk.subarray(0, cutAt - sent), () => {
+            // From inside the write callback resetAndDestroy() often goes out as a FIN: a tick later.
+            if (action?.type === 'reset') setTimeout(() => socket.resetAndDestroy(), 0);
+            else socket.end();
+          });
+          return;
+        }
+        sent += chunk.length;
+        if (!res.write(chunk)) {
+          upRes.pause();
+          res.once('drain', () => upRes.resume());
+        }
+      });
+      // A destroyed response can still emit 'end' when its last chunk was the one cut.
+      upRes.on('end', () => cut || res.end());
+      upRes.on('error', () => cut || res.destroy());
+    });
+  };
+
+  /** The redirect target: records what it received, then serves the blob with the registry's credentials. */
+  const handleRedirected = (req: IncomingMessage, res: ServerResponse): void => {
+    const seen = record(req, redirected);
+    const path = new URL(seen.path, redirectUrl).pathname;
+    const headers: IncomingHttpHeaders = { authorization: upstream.authorization };
+    if (req.headers.accept) headers.accept = req.headers.accept;
+    forward(req, res, { path, headers }, (upRes) => {
+      seen.status = upRes.statusCode ?? 502;
+      res.writeHead(seen.status, upRes.headers);
+      upRes.pipe(res);
+    });
+  };
+
+  const proxy = await listen(handle);
+  const target = await listen(handleRedirected);
+  const redirectUrl = `http://127.0.0.1:${target.port}`;
+
+  return {
+    host: `127.0.0.1:${proxy.port}`,
+    url: `http://127.0.0.1:${proxy.port}`,
+    requests,
+    redirected,
+    fault(rule) {
+      const installed: InstalledFault = { rule, fired: 0 };
+      faults.push(installed);
+      return installed;
+    },
+    clearFaults() {
+      faults.length = 0;
+    },
+    seen(method, path) {
+      return requests.filter((r) => r.method === method && (path === undefined || path.test(r.path)));
+    },
+    async close() {
+      await Promise.all([proxy.close(), target.close()]);
+      agent.destroy();
+    },
+  };
+}
+
+/** An HTTP server on loopback whose close() also ends open connections, stalled ones included. */
+async function listen(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
