@@ -7,7 +7,8 @@ import type { StatusStore } from '../status/store';
 import { parseDuration } from './duration';
 import { renderTable, summaryLine } from './status-table';
 
-export const DEFAULT_TABLE = 'ecr-mirror-status';
+/** The table serverless.yml makes for the default stage (). */
+export const DEFAULT_TABLE = 'ecr-mirror-dev-status';
 
 export interface StatusCommandOptions {
   failed?: boolean;

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import {
+  asList,
+  cloudFormationTags,
+  danglingReferences,
+  type Json,
+  type JsonObject,
+  roleStatements,
+  type Statement,
+  statementsFor,
+  type Template,
+  withConditions,
+} from './cloudformation';
+
+/** infra/destination-role.yml: the role ecr-mirror assumes in each destination account. */
+
+const file = join(resolve(__dirname, '../..'), 'infra/destination-role.yml');
+const REPOSITORIES = {
+  'Fn::Sub': `arn:\${AWS::Partition}:ecr:*:\${AWS::AccountId}:repository/\${RepositoryPrefix}*`,
+};
+const PUSH_AND_READ = [
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:InitiateLayerUpload',
+  'ecr:UploadLayerPart',
+  'ecr:CompleteLayerUpload',
+  'ecr:PutImage',
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:DescribeImages',
+  'ecr:ListImages',
+  'ecr:DescribeRepositories',
+];
+
+describe('infra/destination-role.yml', () => {
+  let template: Template;
+  let role: JsonObject;
+
+  beforeAll(async () => {
+    template = parse(await readFile(file, 'utf8'), { customTags: cloudFormationTags }) as Template;
+    const roles = Object.values(template.Resources).filter((r) => r.Type === 'AWS::IAM::Role');
+    expect(roles).toHaveLength(1);
+    role = roles[0]!.Properties ?? {};
+  });
+
+  /** The role's permissions once CloudFormation has evaluated the template's conditions. */
+  const statementsWhen = (conditions: Record<string, boolean>): Statement[] =>
+    roleStatements({ Type: 'AWS::IAM::Role', Properties: withConditions(role, conditions) as JsonObject });
+  const ALL_ON = { CreateRepositories: true, Deletes: true, HasKmsKey: true };
+  const ALL_OFF = { CreateRepositories: false, Deletes: false, HasKmsKey: false };
+
+  it('takes the parameters the README documents, the external id hidden', () => {
+    const parameters = template.Parameters ?? {};
+    expect(Object.keys(parameters)).toEqual(
+      expect.arrayContaining([
+        'MirrorRoleArn',
+        'ExternalId',
+        'RepositoryPrefix',
+        'AllowCreateRepositories',
+        'AllowDeletes',
+        'KmsKeyArn',
+      ]),
+    );
+    expect(parameters.ExternalId?.NoEcho).toBe(true);
+    expect(parameters.RepositoryPrefix?.Default).toBe('');
+    expect(parameters.AllowCreateRepositories?.AllowedValues).toEqual(['true', 'false']);
+    expect(parameters.AllowDeletes?.AllowedValues).toEqual(['true', 'false']);
+    expect(parameters.AllowDeletes?.Default).toBe('false');
+    expect(parameters.KmsKeyArn?.Default).toBe('');
+    expect(danglingReferences(template)).toEqual([]);
+  });
+
+  it('ties each condition to its parameter', () => {
+    expect(template.Conditions).toEqual({
+      CreateRepositories: { 'Fn::Equals': [{ Ref: 'AllowCreateRepositories' }, 'true'] },
+      Deletes: { 'Fn::Equals': [{ Ref: 'AllowDeletes' }, 'true'] },
+      HasKmsKey: { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'KmsKeyArn' }] }, ''] }] },
+    });
+  });
+
+  it('trusts only the mirror role, and only with the external id', () => {
+    const trust = (role.AssumeRolePolicyDocument as { Statement: Json[] }).Statement;
+    expect(trust).toEqual([
+      {
+        Sid: expect.any(String),
+        Effect: 'Allow',
+        Principal: { AWS: { Ref: 'MirrorRoleArn' } },
+        Action: 'sts:AssumeRole',
+        Condition: { StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } } },
+      },
+    ]);
+    expect(role.MaxSessionDuration).toBe(3600);
+  });
+
+  it('grants "*" for ecr:GetAuthorizationToken only, whatever the parameters', () => {
+    for (const conditions of [ALL_ON, ALL_OFF]) {
+      const statements = statementsWhen(conditions);
+      const star = statements.filter((s) => asList(s.Resource).includes('*'));
+      expect(star.map((s) => asList(s.Action))).toEqual([['ecr:GetAuthorizationToken']]);
+      expect(statements.flatMap((s) => asList(s.Action)).filter((a) => a.includes('*'))).toEqual([]);
+    }
+  });
+
+  it('pushes and reads repositories under the prefix, in any region of the account', () => {
+    const statements = statementsWhen(ALL_OFF);
+    for (const action of PUSH_AND_READ) {
+      expect(statementsFor(statements, action).map((s) => s.Resource)).toEqual([REPOSITORIES]);
+    }
+  });
+
+  it('creates repositories and deletes images only when allowed', () => {
+    const on = statementsWhen(ALL_ON);
+    const off = statementsWhen(ALL_OFF);
+    for (const action of ['ecr:CreateRepository', 'ecr:TagResource', 'ecr:BatchDeleteImage']) {
+      expect(statementsFor(on, action).map((s) => s.Resource)).toEqual([REPOSITORIES]);
+      expect(statementsFor(off, action)).toEqual([]);
+    }
+    const created = statementsWhen({ ...ALL_OFF, CreateRepositories: true });
+    expect(statementsFor(created, 'ecr:CreateRepository')).toHaveLength(1);
+    expect(statementsFor(created, 'ecr:BatchDeleteImage')).toEqual([]);
+  });
+
+  it('uses the KMS key(s) only when given', () => {
+    for (const action of ['kms:CreateGrant', 'kms:DescribeKey', 'kms:RetireGrant']) {
+      expect(statementsFor(statementsWhen(ALL_ON), action).map((s) => s.Resource)).toEqual([
+        { Ref: 'KmsKeyArn' },
+      ]);
+      expect(statementsFor(statementsWhen(ALL_OFF), action)).toEqual([]);
+    }
+  });
+
+  it('outputs the role ARN for the mirror’s destinations param', () => {
+    const [name] = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::IAM::Role')!;
+    expect(template.Outputs?.RoleArn?.Value).toEqual({ 'Fn::GetAtt': [name, 'Arn'] });
+  });
+});

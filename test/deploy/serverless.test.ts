@@ -1,0 +1,545 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { tableDefinition, timeToLiveDefinition } from '../../src/aws/dynamodb-status-store';
+import { STATUS_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../src/status/schema';
+import {
+  asList,
+  danglingReferences,
+  dependencyCycle,
+  type Json,
+  type JsonObject,
+  policyStatements,
+  type Resource,
+  roleStatements,
+  statementsFor,
+  type Template,
+  zipEntries,
+} from './cloudformation';
+
+/**
+ * serverless.yml, packaged offline by osls (no AWS credentials, no network) and checked in the
+ * CloudFormation it produces. Two param sets: the defaults, and every option turned the other way.
+ */
+
+const root = resolve(__dirname, '../..');
+const osls = join(root, 'node_modules/osls/bin/serverless.js');
+const run = promisify(execFile);
+
+const DESTINATIONS = [
+  {
+    id: 'prod-eu',
+    accountId: '222222222222',
+    region: 'eu-west-1',
+    roleArn: 'arn:aws:iam::222222222222:role/ecr-mirror-destination',
+    externalId: 'external-id-eu',
+    repository: { addPrefix: 'mirror/' },
+  },
+  {
+    id: 'dr-us',
+    accountId: '333333333333',
+    region: 'us-west-2',
+    roleArn: 'arn:aws:iam::333333333333:role/ecr-mirror-destination',
+    externalId: 'external-id-us',
+  },
+];
+const ROLE_ARNS = DESTINATIONS.map((d) => d.roleArn);
+const EXTRA_ROLE = 'arn:aws:iam::444444444444:role/ecr-mirror-destination';
+const TOPIC = 'arn:aws:sns:us-east-1:111111111111:ops-alerts';
+
+const DEFAULT_PARAMS = { destinations: JSON.stringify(DESTINATIONS) };
+const CUSTOM_PARAMS = {
+  destinations: JSON.stringify(DESTINATIONS),
+  destinationRoleArns: [...ROLE_ARNS, EXTRA_ROLE].join(','),
+  sourceAccountId: '111111111111',
+  repositoryPrefixes: 'team-a/, base/',
+  syncDeletes: 'true',
+  maxReceives: '3',
+  maxConcurrency: '4',
+  alarmTopicArn: TOPIC,
+};
+
+interface Packaged {
+  template: Template;
+  output: string;
+  files: string[];
+}
+
+/** Runs `osls package` in a temporary copy holding only what packaging reads. */
+async function packageService(params: Record<string, string>, dirs: string[]): Promise<Packaged> {
+  const dir = await mkdtemp(join(tmpdir(), 'ecr-mirror-package-'));
+  dirs.push(dir);
+  await cp(join(root, 'serverless.yml'), join(dir, 'serverless.yml'));
+  await cp(join(root, 'infra'), join(dir, 'infra'), { recursive: true });
+  // The real bundles when `npm run build` made them; otherwise (handler not written yet) a stand-in:
+  // the template does not depend on the code.
+  if (existsSync(join(root, 'dist/lambda/mirror.js'))) {
+    await cp(join(root, 'dist/lambda'), join(dir, 'dist/lambda'), { recursive: true });
+  } else {
+    await mkdir(join(dir, 'dist/lambda'), { recursive: true });
+    await writeFile(
+      join(dir, 'dist/lambda/mirror.js'),
+      'exports.handler = async () => ({ batchItemFailures: [] });\n',
+    );
+  }
+  await writeFile(join(dir, 'README.md'), 'not part of the package\n');
+
+  // No credentials at all: packaging must not need AWS.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+  const args = ['package', '--stage', 'ci', '--region', 'us-east-1'];
+  for (const [key, value] of Object.entries(params)) args.push(`--param=${key}=${value}`);
+  let output: string;
+  try {
+    const result = await run(process.execPath, [osls, ...args], {
+      cwd: dir,
+      env: { ...env, NO_COLOR: '1', SLS_TELEMETRY_DISABLED: '1' },
+      timeout: 45_000,
+    });
+    output = result.stdout + result.stderr;
+  } catch (error) {
+    const e = error as Error & { stdout?: string; stderr?: string };
+    throw new Error(`osls package failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+  const out = join(dir, '.serverless');
+  return {
+    template: JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8')),
+    output,
+    files: zipEntries(await readFile(join(out, 'ecr-mirror.zip'))),
+  };
+}
+
+function resource(template: Template, type: string): [string, Resource] {
+  const found = Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  return found[0]!;
+}
+
+/** The mirror function, or the rule feeding its queue, among the functions and rules of the stack. */
+const mirrorFunction = (template: Template): Resource => named(template, 'MirrorLambdaFunction');
+const mirrorRule = (template: Template): [string, Resource] => ['MirrorRule', named(template, 'MirrorRule')];
+
+function named(template: Template, name: string): Resource {
+  const r = template.Resources[name];
+  if (!r) throw new Error(`no resource ${name}`);
+  return r;
+}
+
+const props = (r: Resource): JsonObject => r.Properties ?? {};
+const getAtt = (name: string, attribute: string): Json => ({ 'Fn::GetAtt': [name, attribute] });
+
+/** The queue a logical id names, among the SQS queues: the mirror queue or its dead-letter queue. */
+function queues(template: Template): { queue: string; dlq: string } {
+  const names = Object.entries(template.Resources)
+    .filter(([, r]) => r.Type === 'AWS::SQS::Queue')
+    .map(([n]) => n);
+  const queue = names.find((n) => props(named(template, n)).RedrivePolicy !== undefined);
+  const dlq = names.find((n) => n !== queue);
+  if (!queue || !dlq || names.length !== 2) throw new Error(`expected a queue and its DLQ, found ${names}`);
+  return { queue, dlq };
+}
+
+/** Environment names src/config/config.ts reads: `env.NAME` and `bool(env, 'NAME', ...)` forms. */
+async function configEnvironmentNames(): Promise<string[]> {
+  const source = await readFile(join(root, 'src/config/config.ts'), 'utf8');
+  const names = [...source.matchAll(/\benv(?:\.|,\s*')([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]!);
+  return [...new Set(names)].sort();
+}
+
+describe('serverless.yml packaged by osls', () => {
+  const dirs: string[] = [];
+  let defaults: Packaged;
+  let custom: Packaged;
+
+  beforeAll(async () => {
+    [defaults, custom] = await Promise.all([
+      packageService(DEFAULT_PARAMS, dirs),
+      packageService(CUSTOM_PARAMS, dirs),
+    ]);
+  }, 55_000);
+
+  afterAll(async () => {
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
+
+  it('validates against the osls schema except for the v4-only build key', () => {
+    for (const { output } of [defaults, custom]) {
+      const lines = output.split('\n').map((l) => l.trim());
+      const start = lines.indexOf('Warning: Invalid configuration encountered');
+      expect(start).toBeGreaterThanOrEqual(0);
+      const end = lines.findIndex((l, i) => i > start && l === '');
+      expect(lines.slice(start + 1, end)).toEqual(["at root: unrecognized property 'build'"]);
+      expect(output).not.toMatch(/deprecat/i);
+    }
+  });
+
+  it('is a template CloudFormation can order: no dangling references, no dependency cycle', () => {
+    for (const { template } of [defaults, custom]) {
+      expect(danglingReferences(template)).toEqual([]);
+      expect(dependencyCycle(template)).toBeUndefined();
+    }
+  });
+
+  it('packages only the prebuilt bundles', () => {
+    expect(defaults.files).toContain('dist/lambda/mirror.js');
+    expect(defaults.files.filter((f) => !f.startsWith('dist/lambda/'))).toEqual([]);
+  });
+
+  describe('the mirror function', () => {
+    const fn = (p: Packaged) => props(mirrorFunction(p.template));
+    const environment = (p: Packaged) => (fn(p).Environment as { Variables: Record<string, Json> }).Variables;
+
+    it('runs the bundle on Node.js 22 on arm64', () => {
+      const f = fn(defaults);
+      expect(f.Handler).toBe('dist/lambda/mirror.handler');
+      expect(f.Runtime).toBe('nodejs22.x');
+      expect(f.Architectures).toEqual(['arm64']);
+      expect(f.Timeout).toBeLessThanOrEqual(900);
+      expect(f.MemorySize).toBeGreaterThanOrEqual(1769);
+    });
+
+    it('gets every setting src/config/config.ts reads, but never REGISTRY_ENDPOINTS', async () => {
+      const read = await configEnvironmentNames();
+      expect(read).toEqual(expect.arrayContaining(['DESTINATIONS', 'MAX_RECEIVES', 'REGISTRY_ENDPOINTS']));
+      // AWS_REGION is set by the Lambda runtime; REGISTRY_ENDPOINTS is for local runs and tests only.
+      const deployed = read.filter((n) => n !== 'AWS_REGION' && n !== 'REGISTRY_ENDPOINTS');
+      for (const p of [defaults, custom]) {
+        const vars = environment(p);
+        expect(Object.keys(vars).sort()).toEqual(
+          [
+            ...deployed,
+            'NODE_OPTIONS',
+            'POWERTOOLS_LOG_LEVEL',
+            'POWERTOOLS_METRICS_NAMESPACE',
+            'POWERTOOLS_SERVICE_NAME',
+          ].sort(),
+        );
+        expect(vars).not.toHaveProperty('REGISTRY_ENDPOINTS');
+        expect(vars.POWERTOOLS_SERVICE_NAME).toBe('ecr-mirror');
+        expect(vars.POWERTOOLS_METRICS_NAMESPACE).toBe('EcrMirror');
+      }
+    });
+
+    it('passes the destinations as JSON and points at the stack’s table, bus and dead-letter queue', () => {
+      const vars = environment(defaults);
+      const { dlq } = queues(defaults.template);
+      expect(JSON.parse(String(vars.DESTINATIONS))).toEqual(DESTINATIONS);
+      expect(vars.STATUS_TABLE).toEqual({ Ref: resource(defaults.template, 'AWS::DynamoDB::Table')[0] });
+      expect(vars.DEAD_LETTER_QUEUE_URL).toEqual({ Ref: dlq });
+      expect(vars.EVENT_BUS_NAME).toBe('default');
+      expect(vars.SOURCE_ACCOUNT_ID).toEqual({ Ref: 'AWS::AccountId' });
+      expect(vars.SOURCE_REGION).toEqual({ Ref: 'AWS::Region' });
+      expect(environment(custom).SOURCE_ACCOUNT_ID).toBe('111111111111');
+      expect([vars.SYNC_DELETES, environment(custom).SYNC_DELETES]).toEqual(['false', 'true']);
+    });
+
+    it('consumes the mirror queue with partial batch failures and bounded concurrency', () => {
+      for (const [p, concurrency] of [
+        [defaults, 10],
+        [custom, 4],
+      ] as const) {
+        const mapping = props(resource(p.template, 'AWS::Lambda::EventSourceMapping')[1]);
+        expect(mapping.EventSourceArn).toEqual(getAtt(queues(p.template).queue, 'Arn'));
+        expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+        expect(mapping.ScalingConfig).toEqual({ MaximumConcurrency: concurrency });
+        expect(Number(mapping.BatchSize)).toBeGreaterThanOrEqual(1);
+      }
+    });
+  });
+
+  describe('the EventBridge rule', () => {
+    const pattern = (p: Packaged) => props(mirrorRule(p.template)[1]).EventPattern as JsonObject;
+
+    it('matches successful ECR pushes of the source account on the default bus', () => {
+      const rule = props(mirrorRule(defaults.template)[1]);
+      expect(rule.EventBusName ?? 'default').toBe('default');
+      expect(pattern(defaults)).toEqual({
+        source: ['aws.ecr'],
+        'detail-type': ['ECR Image Action'],
+        account: [{ Ref: 'AWS::AccountId' }],
+        detail: { result: ['SUCCESS'], 'action-type': ['PUSH'] },
+      });
+    });
+
+    it('adds DELETE with syncDeletes and prefix filters with repositoryPrefixes', () => {
+      expect(pattern(custom)).toEqual({
+        source: ['aws.ecr'],
+        'detail-type': ['ECR Image Action'],
+        account: ['111111111111'],
+        detail: {
+          result: ['SUCCESS'],
+          'action-type': ['PUSH', 'DELETE'],
+          'repository-name': [{ prefix: 'team-a/' }, { prefix: 'base/' }],
+        },
+      });
+    });
+
+    it('targets the mirror queue, which accepts messages from this rule only', () => {
+      const [ruleName, rule] = mirrorRule(defaults.template);
+      const { queue, dlq } = queues(defaults.template);
+      const targets = props(rule).Targets as JsonObject[];
+      expect(targets).toHaveLength(1);
+      expect(targets[0]!.Arn).toEqual(getAtt(queue, 'Arn'));
+      expect(targets[0]!.DeadLetterConfig).toEqual({ Arn: getAtt(dlq, 'Arn') });
+
+      const policies = Object.values(defaults.template.Resources).filter(
+        (r) => r.Type === 'AWS::SQS::QueuePolicy',
+      );
+      for (const target of [queue, dlq]) {
+        const policy = policies.find((r) =>
+          asList(props(r).Queues as Json[]).some(
+            (q) => JSON.stringify(q) === JSON.stringify({ Ref: target }),
+          ),
+        );
+        expect(policy).toBeDefined();
+        const statements = policyStatements(props(policy!).PolicyDocument);
+        expect(statements).toEqual([
+          expect.objectContaining({
+            Effect: 'Allow',
+            Principal: { Service: 'events.amazonaws.com' },
+            Action: 'sqs:SendMessage',
+            Resource: getAtt(target, 'Arn'),
+            Condition: { ArnEquals: { 'aws:SourceArn': getAtt(ruleName, 'Arn') } },
+          }),
+        ]);
+      }
+    });
+  });
+
+  describe('the queues', () => {
+    it('hide a message for at least 6x the function timeout', () => {
+      const timeout = Number(props(mirrorFunction(defaults.template)).Timeout);
+      const { queue } = queues(defaults.template);
+      expect(Number(props(named(defaults.template, queue)).VisibilityTimeout)).toBeGreaterThanOrEqual(
+        6 * timeout,
+      );
+    });
+
+    it('dead-letter after MAX_RECEIVES receives, and keep dead letters 14 days', () => {
+      for (const [p, receives] of [
+        [defaults, 5],
+        [custom, 3],
+      ] as const) {
+        const { queue, dlq } = queues(p.template);
+        const env = (props(mirrorFunction(p.template)).Environment as JsonObject).Variables as JsonObject;
+        expect(props(named(p.template, queue)).RedrivePolicy).toEqual({
+          deadLetterTargetArn: getAtt(dlq, 'Arn'),
+          maxReceiveCount: receives,
+        });
+        expect(Number(env.MAX_RECEIVES)).toBe(receives);
+        expect(props(named(p.template, dlq)).MessageRetentionPeriod).toBe(14 * 24 * 3600);
+        for (const q of [queue, dlq]) expect(props(named(p.template, q)).SqsManagedSseEnabled).toBe(true);
+      }
+    });
+
+    it('raise an alarm on the first dead letter, notifying alarmTopicArn when set', () => {
+      for (const [p, actions] of [
+        [defaults, []],
+        [custom, [TOPIC]],
+      ] as const) {
+        const alarm = props(resource(p.template, 'AWS::CloudWatch::Alarm')[1]);
+        expect(alarm).toMatchObject({
+          Namespace: 'AWS/SQS',
+          MetricName: 'ApproximateNumberOfMessagesVisible',
+          Dimensions: [{ Name: 'QueueName', Value: getAtt(queues(p.template).dlq, 'QueueName') }],
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        });
+        expect(alarm.AlarmActions).toEqual(actions);
+      }
+    });
+  });
+
+  it('creates the status table of src/status/schema.ts', () => {
+    const table = props(resource(defaults.template, 'AWS::DynamoDB::Table')[1]);
+    const { partition, sort } = TABLE_KEYS;
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.KeySchema).toEqual([
+      { AttributeName: partition, KeyType: 'HASH' },
+      { AttributeName: sort, KeyType: 'RANGE' },
+    ]);
+    expect(table.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: STATUS_INDEX.name,
+        KeySchema: [
+          { AttributeName: STATUS_INDEX.partition, KeyType: 'HASH' },
+          { AttributeName: STATUS_INDEX.sort, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
+    expect(table.AttributeDefinitions).toEqual(
+      [partition, sort, STATUS_INDEX.partition, STATUS_INDEX.sort].map((name) => ({
+        AttributeName: name,
+        AttributeType: 'S',
+      })),
+    );
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: TTL_ATTRIBUTE, Enabled: true });
+    expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+  });
+
+  it('creates the same table as the status store does for local runs', () => {
+    const [, table] = resource(defaults.template, 'AWS::DynamoDB::Table');
+    const { TableName: _name, ...definition } = tableDefinition('any');
+    expect(props(table)).toMatchObject(definition);
+    expect(props(table).TimeToLiveSpecification).toEqual(timeToLiveDefinition('any').TimeToLiveSpecification);
+  });
+
+  describe('the execution role', () => {
+    const role = (p: Packaged) => resource(p.template, 'AWS::IAM::Role');
+    const statements = (p: Packaged) => roleStatements(role(p)[1]);
+
+    it('has a fixed name that fits IAM’s 64 characters', () => {
+      expect(props(role(defaults)[1]).RoleName).toBe('ecr-mirror-ci-us-east-1');
+    });
+
+    it('grants "*" for ecr:GetAuthorizationToken only, and no wildcard actions', () => {
+      for (const p of [defaults, custom]) {
+        const all = statements(p);
+        const star = all.filter((s) => asList(s.Resource).includes('*'));
+        expect(star.map((s) => asList(s.Action))).toEqual([['ecr:GetAuthorizationToken']]);
+        expect(all.flatMap((s) => asList(s.Action)).filter((a) => a.includes('*'))).toEqual([]);
+        expect(all.every((s) => s.Effect === 'Allow' && s.Resource !== undefined)).toBe(true);
+      }
+    });
+
+    it('may assume exactly the configured destination roles', () => {
+      const assumed = (p: Packaged) =>
+        statementsFor(statements(p), 'sts:AssumeRole').flatMap((s) => asList(s.Resource));
+      expect(assumed(defaults)).toEqual(ROLE_ARNS);
+      expect(assumed(custom)).toEqual([...ROLE_ARNS, EXTRA_ROLE]);
+    });
+
+    it('reads the source repositories, under the prefixes when given', () => {
+      const reads = [
+        'ecr:BatchGetImage',
+        'ecr:GetDownloadUrlForLayer',
+        'ecr:BatchCheckLayerAvailability',
+        'ecr:DescribeImages',
+        'ecr:ListImages',
+        'ecr:DescribeRepositories',
+      ];
+      const arn = `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/`;
+      for (const [p, account, suffixes] of [
+        [defaults, { Ref: 'AWS::AccountId' }, ['*']],
+        [custom, '111111111111', ['team-a/*', 'base/*']],
+      ] as const) {
+        for (const action of reads) {
+          const granted = statementsFor(statements(p), action);
+          expect(granted).toHaveLength(1);
+          expect(asList(granted[0]!.Resource)).toEqual(
+            suffixes.map((s) => ({
+              'Fn::Sub': [`${arn}${s}`, { SourceAccountId: account, SourceRegion: { Ref: 'AWS::Region' } }],
+            })),
+          );
+        }
+      }
+    });
+
+    it('uses the table and its index, the event bus, and the dead-letter queue', () => {
+      const all = statements(defaults);
+      const table = resource(defaults.template, 'AWS::DynamoDB::Table')[0];
+      for (const action of ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchWriteItem']) {
+        expect(statementsFor(all, `dynamodb:${action}`).flatMap((s) => asList(s.Resource))).toEqual([
+          getAtt(table, 'Arn'),
+          { 'Fn::Sub': `\${${table}.Arn}/index/${STATUS_INDEX.name}` },
+        ]);
+      }
+      expect(statementsFor(all, 'events:PutEvents').flatMap((s) => asList(s.Resource))).toEqual([
+        { 'Fn::Sub': `arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/default` },
+      ]);
+      const { queue, dlq } = queues(defaults.template);
+      expect(statementsFor(all, 'sqs:SendMessage').flatMap((s) => asList(s.Resource))).toEqual([
+        getAtt(dlq, 'Arn'),
+        getAtt(queue, 'Arn'),
+      ]);
+      // Resync continues by invoking itself, and nothing else.
+      expect(statementsFor(all, 'lambda:InvokeFunction').flatMap((s) => asList(s.Resource))).toEqual([
+        {
+          'Fn::Sub':
+            'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:ecr-mirror-ci-resync',
+        },
+      ]);
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
+        expect(statementsFor(all, action).flatMap((s) => asList(s.Resource))).toEqual([getAtt(queue, 'Arn')]);
+      }
+    });
+  });
+
+  it('runs the resync function on a daily schedule with an empty input', () => {
+    const fn = props(named(defaults.template, 'ResyncLambdaFunction'));
+    expect(fn).toMatchObject({ Handler: 'dist/lambda/resync.handler', Runtime: 'nodejs22.x', Timeout: 900 });
+    expect(fn.FunctionName).toBe('ecr-mirror-ci-resync');
+    const schedules = Object.values(defaults.template.Resources).filter(
+      (r) => r.Type === 'AWS::Events::Rule' && props(r).ScheduleExpression !== undefined,
+    );
+    expect(schedules).toHaveLength(1);
+    expect(props(schedules[0]!)).toMatchObject({ ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
+    expect((props(schedules[0]!).Targets as JsonObject[])[0]!.Input).toBe('{}');
+  });
+
+  it('outputs the role ARN, table name and queue URLs', () => {
+    const { queue, dlq } = queues(defaults.template);
+    const outputs = defaults.template.Outputs ?? {};
+    expect(outputs.MirrorRoleArn?.Value).toEqual(
+      getAtt(resource(defaults.template, 'AWS::IAM::Role')[0], 'Arn'),
+    );
+    expect(outputs.StatusTableName?.Value).toEqual({
+      Ref: resource(defaults.template, 'AWS::DynamoDB::Table')[0],
+    });
+    expect(outputs.MirrorQueueUrl?.Value).toEqual({ Ref: queue });
+    expect(outputs.DeadLetterQueueUrl?.Value).toEqual({ Ref: dlq });
+  });
+});
+
+describe('infra/serverless-params.cjs', () => {
+  type Helper = (context: { resolveVariable: (variable: string) => Promise<unknown> }) => Promise<unknown>;
+  // CommonJS, as the framework loads it.
+  const helper: Record<string, Helper> = require('../../infra/serverless-params.cjs');
+  const base: Record<string, unknown> = {
+    'param:destinations': JSON.stringify(DESTINATIONS),
+    'param:destinationRoleArns': '',
+    'param:sourceAccountId': { Ref: 'AWS::AccountId' },
+    'param:repositoryPrefixes': '',
+    'self:service': 'ecr-mirror',
+    'sls:stage': 'ci',
+    'aws:region': 'us-east-1',
+  };
+  const call = (name: string, overrides: Record<string, unknown> = {}) => {
+    const values = { ...base, ...overrides };
+    return helper[name]!({
+      resolveVariable: async (variable) => {
+        if (!(variable in values)) throw new Error(`unexpected variable ${variable}`);
+        return values[variable];
+      },
+    });
+  };
+
+  it('refuses an explicit destinationRoleArns that leaves out a destination’s role', async () => {
+    await expect(call('destinationRoleArns', { 'param:destinationRoleArns': ROLE_ARNS[0] })).rejects.toThrow(
+      `does not list the role of every destination: ${ROLE_ARNS[1]}`,
+    );
+  });
+
+  it('refuses destinations that are not a JSON array of destinations with roles', async () => {
+    await expect(call('destinationsJson', { 'param:destinations': '[{' })).rejects.toThrow('not valid JSON');
+    await expect(call('destinationsJson', { 'param:destinations': '[]' })).rejects.toThrow('at least one');
+    await expect(call('destinationsJson', { 'param:destinations': '[{"roleArn":"x"}]' })).rejects.toThrow(
+      '[0].roleArn',
+    );
+  });
+
+  it('refuses an unquoted account id and a prefix no repository name can start with', async () => {
+    await expect(call('sourceAccountId', { 'param:sourceAccountId': 12345678901 })).rejects.toThrow('quoted');
+    await expect(call('sourceRepositoryArns', { 'param:repositoryPrefixes': 'Team/' })).rejects.toThrow(
+      'repositoryPrefixes',
+    );
+  });
+
+  it('refuses a stage that makes the role name longer than IAM allows', async () => {
+    await expect(call('mirrorRoleName', { 'sls:stage': 'x'.repeat(50) })).rejects.toThrow('IAM allows 64');
+    await expect(call('mirrorRoleName')).resolves.toBe('ecr-mirror-ci-us-east-1');
+  });
+});
