@@ -23,6 +23,16 @@ await build({
 });
 await chmod('dist/cli.js', 0o755);
 
+// `npm start`: the local run. dynalite (a development dependency with a native part) stays outside.
+await build({
+  ...common,
+  entryPoints: ['src/local/main.ts'],
+  outfile: 'dist/local.js',
+  format: 'cjs',
+  target: 'node20',
+  external: ['dynalite'],
+});
+
 const handlers = ['src/handlers/mirror.ts', 'src/handlers/resync.ts'].filter((f) => existsSync(f));
 if (handlers.length > 0) {
   await build({

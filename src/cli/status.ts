@@ -7,7 +7,7 @@ import type { StatusStore } from '../status/store';
 import { parseDuration } from './duration';
 import { renderTable, summaryLine } from './status-table';
 
-/** The table serverless.yml makes for the default stage (). */
+/** The table serverless.yml makes for the default stage: `ecr-mirror-<stage>-status`. */
 export const DEFAULT_TABLE = 'ecr-mirror-dev-status';
 
 export interface StatusCommandOptions {

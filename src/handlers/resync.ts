@@ -17,7 +17,8 @@ import { loadConfig } from '../config/config';
 import { MirrorError } from '../errors';
 import { createRuntime, type MirrorRuntime } from '../mirror/runtime';
 import { logger, metrics } from '../observability';
-import { type ResyncInput, type ResyncResult, runResync } from '../resync/resync';
+import type { MirrorJob, ResyncSummary } from '../resync/plan';
+import { type ResyncDeps, type ResyncInput, type ResyncResult, runResync } from '../resync/resync';
 import { createPacer } from '../util/pacer';
 
 const inputSchema = z.object({
@@ -46,50 +47,76 @@ export function parseResyncInput(event: unknown): ResyncInput {
   return result.data as ResyncInput;
 }
 
+/** What a resync talks to: AWS when deployed, loopback stand-ins in the local run. */
 export interface ResyncServices {
   runtime: MirrorRuntime;
+  inventory: ResyncDeps['inventory'];
+  /** Puts jobs on the mirror queue; without it only dry runs are possible. */
+  enqueue?: (jobs: MirrorJob[]) => Promise<number>;
+  /** Starts a fresh invocation with the continuation. */
+  continueInBackground?: (input: ResyncInput, context: Context) => Promise<void>;
+  record?: (summary: ResyncSummary) => Promise<void>;
+}
+
+export interface AwsClients {
   ecr: ECRClient;
   sqs: SQSClient;
   lambda: LambdaClient;
   dynamodb: DynamoDBClient;
 }
 
+/** The deployed wiring: ECR inventory and queue paced to RESYNC_API_RATE, self-invocation, summary in the table. */
+export function awsResyncServices(runtime: MirrorRuntime, clients: AwsClients): ResyncServices {
+  const { config } = runtime;
+  const pace = createPacer(config.resyncApiRate);
+  const queue = config.mirrorQueueUrl
+    ? new JobQueue(clients.sqs, config.mirrorQueueUrl, config.sourceAccountId, config.sourceRegion)
+    : undefined;
+  return {
+    runtime,
+    inventory: new EcrInventory(clients.ecr, pace),
+    ...(queue && { enqueue: (jobs: MirrorJob[]) => queue.send(jobs, pace) }),
+    continueInBackground: async (next, context) => {
+      try {
+        await clients.lambda.send(
+          new InvokeCommand({
+            FunctionName: context.invokedFunctionArn,
+            InvocationType: 'Event',
+            Payload: Buffer.from(JSON.stringify(next)),
+          }),
+        );
+      } catch (err) {
+        throw awsError('continue the resync in a new invocation', err);
+      }
+    },
+    record: (summary) => recordResync(clients.dynamodb, config.statusTable, summary, config.historyTtlDays),
+  };
+}
+
 export function createResyncHandler(getServices: () => ResyncServices) {
   const run = async (event: unknown, context: Context): Promise<ResyncResult> => {
     const input = parseResyncInput(event);
-    const { runtime, ecr, sqs, lambda, dynamodb } = getServices();
-    const { config } = runtime;
-    if (!input.dryRun && !config.mirrorQueueUrl) {
+    const services = getServices();
+    const { runtime, enqueue, continueInBackground, record } = services;
+    if (!input.dryRun && !enqueue) {
       throw new MirrorError(
         'INVALID_CONFIG',
         'MIRROR_QUEUE_URL: is required for a resync that enqueues jobs',
       );
     }
-    const pace = createPacer(config.resyncApiRate);
-    const queue = config.mirrorQueueUrl
-      ? new JobQueue(sqs, config.mirrorQueueUrl, config.sourceAccountId, config.sourceRegion)
-      : undefined;
     const result = await runResync(input, {
-      config,
-      inventory: new EcrInventory(ecr, pace),
+      config: runtime.config,
+      inventory: services.inventory,
       destinationRegistry: (d) => runtime.destination(d).registry,
-      ...(queue && { enqueue: (jobs) => queue.send(jobs, pace) }),
+      ...(enqueue && { enqueue }),
       remainingMs: () => context.getRemainingTimeInMillis(),
-      continueInBackground: async (next) => {
-        try {
-          await lambda.send(
-            new InvokeCommand({
-              FunctionName: context.invokedFunctionArn,
-              InvocationType: 'Event',
-              Payload: Buffer.from(JSON.stringify(next)),
-            }),
-          );
-        } catch (err) {
-          throw awsError('continue the resync in a new invocation', err);
-        }
-        logger.info('resync continues in a new invocation', { runId: next.continuation?.summary.runId });
-      },
-      record: (summary) => recordResync(dynamodb, config.statusTable, summary, config.historyTtlDays),
+      ...(continueInBackground && {
+        continueInBackground: async (next: ResyncInput) => {
+          await continueInBackground(next, context);
+          logger.info('resync continues in a new invocation', { runId: next.continuation?.summary.runId });
+        },
+      }),
+      ...(record && { record }),
       newRunId: randomUUID,
       now: () => new Date(),
     });
@@ -110,15 +137,15 @@ export const handler = createResyncHandler(() => {
   if (!services) {
     const config = loadConfig();
     const region = config.sourceRegion;
-    services = {
-      runtime: createRuntime(config, {
-        sessionName: `ecr-mirror-resync-${process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'local'}`,
-      }),
+    const runtime = createRuntime(config, {
+      sessionName: `ecr-mirror-resync-${process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'local'}`,
+    });
+    services = awsResyncServices(runtime, {
       ecr: new ECRClient({ region }),
       sqs: new SQSClient({ region }),
       lambda: new LambdaClient({ region }),
       dynamodb: new DynamoDBClient({ region }),
-    };
+    });
   }
   return services;
 });

@@ -5,8 +5,8 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { assumeRoleCredentials } from '../aws/assume-role';
-import { DeadLetterQueue } from '../aws/dead-letter';
-import { DestinationRepositories } from '../aws/destination-repositories';
+import { type DeadLetter, DeadLetterQueue } from '../aws/dead-letter';
+import { DestinationRepositories, type RepositoryTarget } from '../aws/destination-repositories';
 import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
 import { ecrCredentials } from '../aws/ecr-auth';
 import { Notifier } from '../aws/notifier';
@@ -14,7 +14,27 @@ import type { Destination, MirrorConfig } from '../config/config';
 import { ecrHost } from '../core/ecr-host';
 import { openRegistry, type RegistryAccess } from '../registry/open';
 import type { RegistryClient } from '../registry/registry';
+import type { MirrorRecord } from '../status/schema';
 import type { StatusStore } from '../status/store';
+
+/** Where outcomes are announced (EventBridge when deployed). Returns how many were not accepted. */
+export interface ResultPublisher {
+  publish(records: readonly MirrorRecord[]): Promise<number>;
+}
+
+/** Where a message that retrying cannot help goes, with its reason (the dead-letter queue when deployed). */
+export interface DeadLetterSink {
+  send(letter: DeadLetter): Promise<void>;
+}
+
+/** Destination repositories: made sure of before a copy, and images deleted for deletion sync. */
+export interface RepositoryManager {
+  ensure(target: RepositoryTarget): Promise<'exists' | 'created'>;
+  deleteImage(
+    target: Omit<RepositoryTarget, 'settings' | 'create'>,
+    image: { tag?: string; digest?: string },
+  ): Promise<void>;
+}
 
 export interface DestinationClients {
   /** `222222222222/eu-west-1`, for messages. */
@@ -30,9 +50,9 @@ export interface DestinationClients {
 export interface MirrorRuntime {
   config: MirrorConfig;
   store: StatusStore;
-  repositories: DestinationRepositories;
-  notifier: Notifier | undefined;
-  deadLetters: DeadLetterQueue | undefined;
+  repositories: RepositoryManager;
+  notifier: ResultPublisher | undefined;
+  deadLetters: DeadLetterSink | undefined;
   sourceHost: string;
   source: RegistryClient;
   destination(d: Destination): DestinationClients;

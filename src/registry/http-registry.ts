@@ -245,6 +245,30 @@ export class HttpRegistry implements RegistryClient {
   }
 
   /**
+   * One page of the registry's repository list (`/v2/_catalog`). Not part of RegistryClient: ECR does
+   * not serve it (its inventory comes from the ECR API); local registries do.
+   */
+  async catalogPage(next?: string): Promise<{ repositories: string[]; nextToken?: string }> {
+    const what = 'GET catalog';
+    const answer = await this.getWithRetry(
+      { url: next ?? '/v2/_catalog?n=1000', repository: '', expect: [200], kind: 'other', what },
+      async (res) => {
+        try {
+          return { text: await res.body.text(), link: header(res, 'link'), at: res.url };
+        } catch (err) {
+          throw transportError(what, err);
+        }
+      },
+    );
+    const body = JSON.parse(answer.text) as { repositories?: string[] | null };
+    const link = nextLink(answer.link);
+    return {
+      repositories: body.repositories ?? [],
+      ...(link && { nextToken: new URL(link, answer.at).href }),
+    };
+  }
+
+  /**
    * A GET whose body is read inside the retry loop: send() alone retries until the headers arrive, and
    * a connection that breaks mid-body (a reset, a truncated answer) deserves another try just as much.
    */

@@ -4,7 +4,6 @@ import { parseEcrHost } from '../core/ecr-host';
 import { DOCKER_HUB } from '../core/reference';
 import { anonymous, type CredentialProvider, type Credentials, staticCredentials } from './auth';
 import { HttpRegistry } from './http-registry';
-import type { RegistryClient } from './registry';
 import type { RetryPolicy } from './retry';
 import type { Timeouts } from './transport';
 import type { UploadMode } from './upload';
@@ -38,7 +37,7 @@ export function registryBaseUrl(
   return `${plain ? 'http' : 'https'}://${host}`;
 }
 
-export function openRegistry(host: string, access: RegistryAccess = {}): RegistryClient {
+export function openRegistry(host: string, access: RegistryAccess = {}): HttpRegistry {
   const ecr = parseEcrHost(host) !== undefined;
   let credentials: CredentialProvider = anonymous;
   if (access.credentials) credentials = staticCredentials(access.credentials);

@@ -458,8 +458,7 @@ describe('serverless.yml packaged by osls', () => {
       // Resync continues by invoking itself, and nothing else.
       expect(statementsFor(all, 'lambda:InvokeFunction').flatMap((s) => asList(s.Resource))).toEqual([
         {
-          'Fn::Sub':
-            'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:ecr-mirror-ci-resync',
+          'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:ecr-mirror-ci-resync`,
         },
       ]);
       for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {

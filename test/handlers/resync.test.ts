@@ -12,7 +12,7 @@ import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { formatResync, invokeResync } from '../../src/cli/resync';
 import { loadConfig } from '../../src/config/config';
-import { createResyncHandler, parseResyncInput } from '../../src/handlers/resync';
+import { awsResyncServices, createResyncHandler, parseResyncInput } from '../../src/handlers/resync';
 import { parseEvent } from '../../src/mirror/event';
 import { createRuntime } from '../../src/mirror/runtime';
 import type { ResyncInput, ResyncResult } from '../../src/resync/resync';
@@ -122,13 +122,12 @@ function services() {
     RESYNC_API_RATE: '100',
     REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: 'http://127.0.0.1:9', [DEST_B]: b.url, [DEST_C]: c.url }),
   });
-  return {
-    runtime: createRuntime(config),
+  return awsResyncServices(createRuntime(config), {
     ecr: new ECRClient({ region: 'us-east-1' }),
     sqs: new SQSClient({ region: 'us-east-1' }),
     lambda: new LambdaClient({ region: 'us-east-1' }),
     dynamodb: dynamo.client,
-  };
+  });
 }
 
 /** A context whose time runs short once this many image pages have been listed in total. */
@@ -258,14 +257,12 @@ test('the resync command calls again with the continuation until the run is comp
     .map((call) => JSON.parse(Buffer.from(call.args[0].input.Payload as Uint8Array).toString()));
   expect(calls.every((p) => p.continueInBackground === false)).toBe(true);
 
-  lambda
-    .on(InvokeCommand)
-    .resolves({
-      StatusCode: 200,
-      FunctionError: 'Unhandled',
-      // The SDK wraps payloads in a blob adapter; a plain buffer carries the same bytes.
-      Payload: Buffer.from('{"errorMessage":"boom"}') as never,
-    });
+  lambda.on(InvokeCommand).resolves({
+    StatusCode: 200,
+    FunctionError: 'Unhandled',
+    // The SDK wraps payloads in a blob adapter; a plain buffer carries the same bytes.
+    Payload: Buffer.from('{"errorMessage":"boom"}') as never,
+  });
   await expect(invokeResync(new LambdaClient({ region: 'us-east-1' }), 'f', {})).rejects.toThrow(
     'f failed: boom',
   );

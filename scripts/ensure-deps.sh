@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests (docker-registry) or the benchmark (also skopeo) need,
-# when they are missing. Needs root (or passwordless sudo); otherwise says what to run.
+# Makes a fresh checkout ready for `npm start`, `npm test` or `npm run bench`: the npm packages of
+# package-lock.json when node_modules is missing or older than the lock, then the Debian packages
+# the run needs (docker-registry; skopeo too for the benchmark). Debian packages need root (or
+# passwordless sudo); otherwise this says what to run.
 set -euo pipefail
 purpose=${1:-test}
+cd "$(dirname "$0")/.."
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ecr-mirror: installing npm packages (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
 need=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 if [ "$purpose" = bench ]; then

@@ -1,0 +1,195 @@
+import './quiet';
+import type { Server } from 'node:http';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createStatusTable } from '../aws/dynamodb-status-store';
+import { renderTable, summaryLine } from '../cli/status-table';
+import { loadConfig } from '../config/config';
+import { ecrHost } from '../core/ecr-host';
+import { describeError } from '../errors';
+import { createMirrorHandler } from '../handlers/mirror';
+import { createResyncHandler } from '../handlers/resync';
+import { closeConnections } from '../registry/transport';
+import type { ResyncResult } from '../resync/resync';
+import { createLocalRun, sqsRecord } from './local-runtime';
+import { startRegistryServer } from './registry-server';
+import { pushSampleImages } from './sample-image';
+
+const SOURCE_ACCOUNT = '111111111111';
+const DESTINATION_ACCOUNT = '222222222222';
+const TABLE = 'ecr-mirror-local-status';
+
+/** A Lambda context for local invocations: 15 minutes, as deployed. */
+function lambdaContext(name: string) {
+  const deadline = Date.now() + 900_000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `ecr-mirror-local-${name}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:${SOURCE_ACCOUNT}:function:ecr-mirror-local-${name}`,
+    memoryLimitInMB: '2048',
+    awsRequestId: `local-${Date.now()}`,
+    logGroupName: `/aws/lambda/ecr-mirror-local-${name}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+const out = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+/**
+ * `npm start`: the whole mirror on this machine. Two real registries stand for Account A and B behind
+ * their ECR hostnames, dynalite holds the status table, a sample push goes through the mirror Lambda's
+ * middy chain, a resync heals what existed before, and the status table is printed. Cleans up.
+ */
+async function main(): Promise<number> {
+  const cleanup: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of cleanup.reverse()) await step().catch(() => undefined);
+    cleanup.length = 0;
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void stop().then(() => process.exit(130));
+    });
+  }
+  try {
+    const [a, b] = await Promise.all([startRegistryServer(), startRegistryServer()]);
+    cleanup.push(a.stop, b.stop);
+    // dynalite is a development dependency: the local run is for a checkout, not for Lambda.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const dynalite = require('dynalite') as (o: { createTableMs: number }) => Server;
+    const server = dynalite({ createTableMs: 0 });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const dynamodb = new DynamoDBClient({
+      endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    cleanup.push(async () => dynamodb.destroy());
+    await createStatusTable(dynamodb, TABLE);
+
+    const sourceHost = ecrHost(SOURCE_ACCOUNT, 'us-east-1');
+    const destinationHost = ecrHost(DESTINATION_ACCOUNT, 'eu-west-1');
+    const config = loadConfig({
+      SOURCE_ACCOUNT_ID: SOURCE_ACCOUNT,
+      SOURCE_REGION: 'us-east-1',
+      DESTINATIONS: JSON.stringify([
+        {
+          id: 'account-b',
+          accountId: DESTINATION_ACCOUNT,
+          region: 'eu-west-1',
+          roleArn: `arn:aws:iam::${DESTINATION_ACCOUNT}:role/ecr-mirror-destination`,
+          externalId: 'local-run',
+        },
+      ]),
+      STATUS_TABLE: TABLE,
+      MIRROR_QUEUE_URL: 'local',
+      REGISTRY_ENDPOINTS: JSON.stringify({ [sourceHost]: a.url, [destinationHost]: b.url }),
+    });
+    const local = createLocalRun(config, dynamodb);
+
+    out('ecr-mirror, running locally: the mirror and resync Lambdas on two real registries');
+    out(`  Account A  ${sourceHost}  -> docker-registry at ${a.url}`);
+    out(`  Account B  ${destinationHost}  -> docker-registry at ${b.url}`);
+    out(`  status     DynamoDB table ${TABLE} (dynalite, in-process)`);
+    out();
+
+    const sample = await pushSampleImages(local.runtime.source);
+    out(
+      `1. Pushed into A: ${sample.repository}:${sample.old.tag} (a two-platform index, from before the mirror existed)`,
+    );
+    out(`   and ${sample.repository}:${sample.current.tag} with an SPDX SBOM attached as a referrer.`);
+
+    const mirror = createMirrorHandler(() => local.runtime);
+    const push = {
+      version: '0',
+      id: `local-push-${Date.now()}`,
+      'detail-type': 'ECR Image Action',
+      source: 'aws.ecr',
+      account: SOURCE_ACCOUNT,
+      time: new Date().toISOString(),
+      region: 'us-east-1',
+      resources: [],
+      detail: {
+        result: 'SUCCESS',
+        'repository-name': sample.repository,
+        'image-digest': sample.current.digest,
+        'action-type': 'PUSH',
+        'image-tag': sample.current.tag,
+        'manifest-media-type': 'application/vnd.oci.image.manifest.v1+json',
+      },
+    };
+    const pushed = await mirror(
+      { Records: [sqsRecord('local-push', JSON.stringify(push))] },
+      lambdaContext('mirror'),
+    );
+    const first = local.published.at(-1);
+    out(
+      `2. Mirror Lambda on the push event of ${sample.repository}:${sample.current.tag}: ${first?.status ?? 'no result'}` +
+        ` (${first?.blobsCopied ?? 0} blobs, ${first?.bytes ?? 0} bytes, ${first?.durationMs ?? 0} ms)` +
+        `${pushed.batchItemFailures.length > 0 ? ' -- reported for retry' : ''}`,
+    );
+
+    const resync = createResyncHandler(() => local.resync);
+    const result = (await resync({}, lambdaContext('resync'))) as ResyncResult;
+    const s = result.summary;
+    out(
+      `3. Resync: ${s.checked} tags checked, ${s.inSync} in sync, ${plural(s.enqueued, 'job')} enqueued for what was missing.`,
+    );
+    const jobs = local.queue.splice(0);
+    if (jobs.length > 0) {
+      const healed = await mirror({ Records: jobs }, lambdaContext('mirror'));
+      out(
+        `   Mirror Lambda on the ${plural(jobs.length, 'resync job')}: ${jobs.length - healed.batchItemFailures.length} done.`,
+      );
+    }
+
+    out('4. Status table:');
+    const records = await local.runtime.store.queryRepository(sample.repository);
+    for (const line of renderTable(records, process.stdout.isTTY === true).split('\n')) out(`   ${line}`);
+    out(`   ${summaryLine(records)}`);
+
+    // The proof: every tag of A resolves to the same digest in B.
+    const destination = local.runtime.destination(config.destinations[0]!).registry;
+    const tags = await local.runtime.source.listTags(sample.repository);
+    const mismatched: string[] = [];
+    for (const tag of tags) {
+      const [src, dst] = await Promise.all([
+        local.runtime.source.headManifest(sample.repository, tag),
+        destination.headManifest(sample.repository, tag),
+      ]);
+      if (!src || src.digest !== dst?.digest) mismatched.push(tag);
+    }
+    out();
+    if (mismatched.length > 0 || local.deadLetters.length > 0) {
+      out(
+        `FAILED: ${mismatched.length} tag(s) differ in B (${mismatched.join(', ')}); ${local.deadLetters.length} dead letter(s)`,
+      );
+      for (const letter of local.deadLetters) out(`  ${letter.code}: ${letter.reason}`);
+      return 1;
+    }
+    out(
+      `OK: all ${tags.length} tags of ${sample.repository} in A have the same digests in B (SBOM and its fallback index included).`,
+    );
+    out('Deploy it for real: see "Deploy" in README.md. Tests: npm test.');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`ecr-mirror local run: ${describeError(err)}\n`);
+    return 1;
+  } finally {
+    await stop();
+    await closeConnections();
+  }
+}
+
+void main().then((code) => {
+  process.exitCode = code;
+});
