@@ -1,41 +1,15 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { getManifest, pushImage } from '../support/content';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
+import { ensureBuilt, runBuilt } from '../support/run-built';
 
-const ROOT = join(__dirname, '../..');
-const CLI = join(ROOT, 'dist/cli.js');
 const CREDS = `${TEST_USER}:${TEST_PASSWORD}`;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[], env: Record<string, string> = {}) => runBuilt('dist/cli.js', args, env);
 
 let a: TestRegistry;
 let b: TestRegistry;
 beforeAll(async () => {
-  if (!existsSync(CLI)) execFileSync(process.execPath, [join(ROOT, 'scripts/build.mjs')], { cwd: ROOT });
+  ensureBuilt('dist/cli.js');
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
 });
 afterAll(async () => {

@@ -1,14 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { DynamoDbStatusStore } from '../../src/aws/dynamodb-status-store';
 import { parseTarget, queryStatus } from '../../src/cli/status';
 import { renderTable, summaryLine } from '../../src/cli/status-table';
 import type { FinalStatus, FinishWrite } from '../../src/status/store';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
+import { ensureBuilt, runBuilt } from '../support/run-built';
 
-const ROOT = join(__dirname, '../..');
-const CLI = join(ROOT, 'dist/cli.js');
 const TABLE = 'status-cli-test';
 const NOW = Date.parse('2026-11-27T12:00:00.000Z');
 const DIGEST = `sha256:${'d'.repeat(64)}`;
@@ -48,7 +44,7 @@ function record(
 }
 
 beforeAll(async () => {
-  if (!existsSync(CLI)) execFileSync(process.execPath, [join(ROOT, 'scripts/build.mjs')], { cwd: ROOT });
+  ensureBuilt('dist/cli.js');
   dynamo = await startStatusTable(TABLE);
   store = new DynamoDbStatusStore(TABLE, 30, dynamo.client);
   await record('team/api', 'v1', 'prod-eu', 'succeeded', 5);
@@ -120,28 +116,13 @@ test('table and summary line', async () => {
   expect(summaryLine(rows)).toBe('3 records: 1 skipped, 1 failed, 1 succeeded');
 });
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: {
-        ...process.env,
-        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+const run = (args: string[]) =>
+  runBuilt('dist/cli.js', args, {
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
   });
-}
 
 test('the status command reads the table (SDK endpoint from AWS_ENDPOINT_URL_DYNAMODB)', async () => {
   const text = await run(['status', 'team/api:v1', '--table', TABLE]);

@@ -1,32 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
-const ROOT = join(__dirname, '../..');
-const LOCAL = join(ROOT, 'dist/local.js');
+import { ensureBuilt, runBuilt } from '../support/run-built';
 
 beforeAll(() => {
-  if (!existsSync(LOCAL)) execFileSync(process.execPath, [join(ROOT, 'scripts/build.mjs')], { cwd: ROOT });
+  ensureBuilt('dist/local.js');
 });
 
 test('npm start: the mirror and resync on two local registries, end to end, cleaned up after', async () => {
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn(process.execPath, [LOCAL], {
-        cwd: ROOT,
-        env: { ...process.env, ECR_MIRROR_VERBOSE: '' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d;
-      });
-      child.on('close', (c) => resolve({ code: c, stdout, stderr }));
-    },
-  );
+  const { code, stdout, stderr } = await runBuilt('dist/local.js', [], { ECR_MIRROR_VERBOSE: '' });
   expect(stderr).toBe('');
   expect(code).toBe(0);
   expect(stdout).toMatch(/2\. Mirror Lambda on the push event of demo\/hello:1\.0: succeeded \(4 blobs/);
