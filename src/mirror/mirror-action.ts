@@ -156,9 +156,37 @@ async function mirrorTo(
       lastErrorMessage: error.message,
     };
     if (sourceGone) error = undefined;
+    if (error?.code === 'TAG_IMMUTABLE' && action.tag) {
+      Object.assign(
+        result,
+        await conflictingDigests(rt, destination, action, destinationRepository, action.tag),
+      );
+    }
   }
   result.durationMs = Date.now() - started;
   return finish(rt, destination, result, error);
+}
+
+/** Which digests disagree, for a conflict record: what the source tag names, what the destination keeps. */
+async function conflictingDigests(
+  rt: MirrorRuntime,
+  destination: Destination,
+  action: ImageAction,
+  destinationRepository: string,
+  tag: string,
+): Promise<Pick<FinishWrite, 'sourceDigest' | 'destinationDigest'>> {
+  try {
+    const [source, kept] = await Promise.all([
+      rt.source.headManifest(action.repository, tag),
+      rt.destination(destination).registry.headManifest(destinationRepository, tag),
+    ]);
+    return {
+      ...(source && { sourceDigest: source.digest }),
+      ...(kept && { destinationDigest: kept.digest }),
+    };
+  } catch {
+    return {}; // the conflict itself is what matters; the digests are a courtesy
+  }
 }
 
 async function finish(

@@ -15,6 +15,7 @@ import { createRuntime, type MirrorRuntime } from '../../src/mirror/runtime';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
 import { getManifest, pushImage, pushIndex } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
+import { ociError, startFaultProxy } from '../support/fault-proxy';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
 
 const SOURCE = '111111111111.dkr.ecr.us-east-1.amazonaws.com';
@@ -315,6 +316,56 @@ test('events delivered in reverse order and twice: the tag never moves back, dup
   expect(history).toHaveLength(3);
   // The late, older event was recorded as superseded without touching any registry.
   expect(history.find((h) => h.eventId === 'evt-older')).toMatchObject({ written: false, status: 'skipped' });
+});
+
+test('an immutable destination tag: same digest is done, another digest is a conflict, not retried', async () => {
+  // ECR's answer to a PUT over an existing immutable tag, from a proxy in front of the real registry B.
+  const proxy = await startFaultProxy(b);
+  try {
+    const rt = runtime({}, { [DEST_B]: proxy.url });
+    const handler = createMirrorHandler(() => rt);
+    const first = await pushImage(a, 'locked', 'v1', { layers: [1_000] });
+    await handler(sqsEvent(sqsRecord(pushEvent('locked', 'v1', first.manifest.digest))), context);
+    // From now on the tag exists, and the destination refuses to move it, as ECR does.
+    proxy.fault({
+      method: 'PUT',
+      path: /^\/v2\/locked\/manifests\/(?!sha256:)[^/]+$/,
+      action: {
+        type: 'status',
+        status: 400,
+        body: ociError(
+          'TAG_INVALID',
+          "The image tag 'v1' already exists in the 'locked' repository and cannot be overwritten because the tag is immutable.",
+        ),
+      },
+    });
+    // The same digest again: done after one look at the destination.
+    const again = await handler(
+      sqsEvent(sqsRecord(pushEvent('locked', 'v1', first.manifest.digest))),
+      context,
+    );
+    expect(again.batchItemFailures).toEqual([]);
+    const key = { sourceRepository: 'locked', reference: 'v1', destinationId: 'b' };
+    expect(await rt.store.get(key)).toMatchObject({ status: 'skipped' });
+
+    const moved = await pushImage(a, 'locked', 'v1', { layers: [1_100] });
+    const res = await handler(sqsEvent(sqsRecord(pushEvent('locked', 'v1', moved.manifest.digest))), context);
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await rt.store.get(key)).toMatchObject({
+      status: 'conflict',
+      lastErrorCode: 'TAG_IMMUTABLE',
+      sourceDigest: moved.manifest.digest,
+      destinationDigest: first.manifest.digest,
+    });
+    expect((await getManifest(b, 'locked', 'v1')).digest).toBe(first.manifest.digest);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    const types = events
+      .commandCalls(PutEventsCommand)
+      .flatMap((c) => c.args[0].input.Entries!.map((e) => e.DetailType));
+    expect(types).toEqual(['Image Mirrored', 'Image Mirror Skipped', 'Image Mirror Conflict']);
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('a malformed event is recorded as a failure with its reason and dead-lettered, not retried', async () => {
