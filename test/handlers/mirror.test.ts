@@ -9,6 +9,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
+import { JobQueue } from '../../src/aws/job-queue';
 import { loadConfig } from '../../src/config/config';
 import { createMirrorHandler } from '../../src/handlers/mirror';
 import { createRuntime, type MirrorRuntime } from '../../src/mirror/runtime';
@@ -212,6 +213,26 @@ test('several destinations, renamed by prefix and template; filters leave the re
       .map((call) => call.args[0].input.ExternalId)
       .sort(),
   ).toEqual(['external-b', 'external-c']);
+});
+
+test('a resync job takes the push path, only to the destinations it names', async () => {
+  const rt = runtime({
+    DESTINATIONS: JSON.stringify([
+      destination('b', '222222222222', 'eu-west-1'),
+      destination('c', '333333333333', 'eu-central-1'),
+    ]),
+  });
+  const img = await pushImage(a, 'healed', 'v1', { layers: [2_000] });
+  const job = JobQueue.event(
+    { repository: 'healed', tag: 'v1', digest: img.manifest.digest, destinations: ['c'] },
+    '111111111111',
+    'us-east-1',
+  );
+  const res = await createMirrorHandler(() => rt)(sqsEvent(sqsRecord(job)), context);
+  expect(res.batchItemFailures).toEqual([]);
+  expect((await getManifest(c, 'healed', 'v1')).digest).toBe(img.manifest.digest);
+  expect((await getManifest(b, 'healed', 'v1')).status).toBe(404);
+  expect((await rt.store.queryRepository('healed')).map((r) => r.destinationId)).toEqual(['c']);
 });
 
 test('a multi-arch push: children by digest with no tag, then the index with its tag', async () => {
