@@ -1,8 +1,4 @@
-import {
-  ECRClient,
-  GetAuthorizationTokenCommand,
-  type GetAuthorizationTokenCommandOutput,
-} from '@aws-sdk/client-ecr';
+import type { ECRClient, GetAuthorizationTokenCommandOutput } from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { parseEcrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
@@ -35,20 +31,21 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
   const registry = parseEcrHost(host);
   if (!registry) throw new MirrorError('INVALID_ARGUMENT', `${host} is not an ECR registry host`);
   const now = options.now ?? Date.now;
-  const client =
-    options.clientFactory?.(registry.region) ??
-    new ECRClient({
-      region: registry.region,
-      ...(options.awsCredentials && { credentials: options.awsCredentials }),
-      ...(registry.fips && { useFipsEndpoint: true }),
-    });
+  let client: ECRClient | undefined = options.clientFactory?.(registry.region);
   let cached: Cached | undefined;
   let pending: Promise<Cached> | undefined;
 
   const fetchToken = async (): Promise<Cached> => {
     let out: GetAuthorizationTokenCommandOutput;
     try {
-      out = await client.send(new GetAuthorizationTokenCommand({}));
+      // Loaded on first use: `ecr-mirror copy` between other registries never pays for the SDK.
+      const sdk = await import('@aws-sdk/client-ecr');
+      client ??= new sdk.ECRClient({
+        region: registry.region,
+        ...(options.awsCredentials && { credentials: options.awsCredentials }),
+        ...(registry.fips && { useFipsEndpoint: true }),
+      });
+      out = await client.send(new sdk.GetAuthorizationTokenCommand({}));
     } catch (err) {
       const name = (err as { name?: string }).name ?? 'Error';
       // Server faults too: ECR's own is `ServerException`, which no name pattern here caught.

@@ -2,8 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { describeError, MirrorError } from '../errors';
 import { closeConnections } from '../registry/transport';
 import { runCopy } from './copy';
-import { DEFAULT_RESYNC_FUNCTION, runResyncCommand } from './resync';
-import { DEFAULT_TABLE, runStatus } from './status';
+import { DEFAULT_RESYNC_FUNCTION, DEFAULT_TABLE } from './defaults';
 
 // The SDK's notice that its 2027 releases need Node.js 22 would break the one-line error contract
 // of this command on Node.js 20, which we still support; the README says which versions we test.
@@ -59,7 +58,8 @@ program
   .option('--json', 'print the records as JSON')
   .addOption(new Option('--table <NAME>', 'status table').env('STATUS_TABLE').default(DEFAULT_TABLE))
   .addOption(new Option('--region <REGION>', "the table's region").env('AWS_REGION'))
-  .action(runStatus);
+  // The AWS SDK loads with the command that needs it: `copy` starts faster without it.
+  .action(async (target, opts) => (await import('./status')).runStatus(target, opts));
 
 program
   .command('resync')
@@ -77,7 +77,7 @@ program
       .default(DEFAULT_RESYNC_FUNCTION),
   )
   .addOption(new Option('--region <REGION>', "the function's region").env('AWS_REGION'))
-  .action((opts) => runResyncCommand(opts));
+  .action(async (opts) => (await import('./resync')).runResyncCommand(opts));
 
 async function main(): Promise<void> {
   try {

@@ -5,7 +5,7 @@ import { MirrorError } from '../errors';
 import type { Difference, ResyncSummary } from '../resync/plan';
 import type { ResyncInput, ResyncResult } from '../resync/resync';
 
-export const DEFAULT_RESYNC_FUNCTION = 'ecr-mirror-dev-resync';
+import { DEFAULT_RESYNC_FUNCTION } from './defaults';
 
 export interface ResyncCommandOptions {
   repositories?: string;

@@ -4,11 +4,9 @@ import { validateRepository, validateTag } from '../core/reference';
 import { MirrorError } from '../errors';
 import { MIRROR_STATUSES, type MirrorRecord, type MirrorStatus } from '../status/schema';
 import type { StatusStore } from '../status/store';
+import { DEFAULT_TABLE } from './defaults';
 import { parseDuration } from './duration';
 import { renderTable, summaryLine } from './status-table';
-
-/** The table serverless.yml makes for the default stage: `ecr-mirror-<stage>-status`. */
-export const DEFAULT_TABLE = 'ecr-mirror-dev-status';
 
 export interface StatusCommandOptions {
   failed?: boolean;

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher, request } from 'undici';
 import { MirrorError } from '../errors';
 import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
 import { errorFromResponse, RegistryError, redactUrl } from './errors';
+import { closePools, type HttpResponse, httpRequest, type ResponseBody, TIMEOUT } from './http';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -31,7 +31,6 @@ export interface TransportOptions {
   preemptiveBasic?: boolean;
   retry?: RetryPolicy;
   timeouts?: Partial<Timeouts>;
-  dispatcher?: Dispatcher;
   userAgent?: string;
 }
 
@@ -57,7 +56,7 @@ export interface RegistryRequest {
 export interface RegistryResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Readable & { dump(): Promise<void>; text(): Promise<string> };
+  body: ResponseBody;
   /** The URL that answered, after redirects. */
   url: URL;
 }
@@ -68,12 +67,6 @@ export function header(res: Pick<RegistryResponse, 'headers'>, name: string): st
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-let sharedAgent: Agent | undefined;
-function defaultAgent(connectMs: number): Agent {
-  sharedAgent ??= new Agent({ connect: { timeout: connectMs }, keepAliveTimeout: 10_000, connections: 32 });
-  return sharedAgent;
-}
 
 type AuthState =
   | { scheme: 'unknown' }
@@ -102,7 +95,6 @@ export class Transport {
   };
   private readonly retry: RetryPolicy;
   private readonly timeouts: Timeouts;
-  private readonly dispatcher: Dispatcher;
   private readonly userAgent: string;
   private auth: AuthState;
   private readonly tokens = new Map<string, Token>();
@@ -112,7 +104,6 @@ export class Transport {
     this.base = new URL(options.baseUrl);
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-    this.dispatcher = options.dispatcher ?? defaultAgent(this.timeouts.connectMs);
     this.userAgent = options.userAgent ?? 'ecr-mirror';
     this.auth = options.preemptiveBasic ? { scheme: 'basic' } : { scheme: 'unknown' };
   }
@@ -206,20 +197,13 @@ export class Transport {
   ): Promise<RegistryResponse> {
     this.counts[req.kind]++;
     try {
-      const res = await request(url, {
+      const res = await httpRequest(url, {
         method,
         headers,
-        body: body ?? null,
-        dispatcher: this.dispatcher,
-        headersTimeout: this.timeouts.headersMs,
-        bodyTimeout: this.timeouts.bodyMs,
+        ...(body !== undefined && { body }),
+        timeouts: this.timeouts,
       });
-      return {
-        status: res.statusCode,
-        headers: res.headers,
-        body: res.body as RegistryResponse['body'],
-        url,
-      };
+      return { status: res.statusCode, headers: res.headers, body: res.body, url };
     } catch (err) {
       throw transportError(`${req.what} (${redactUrl(url)})`, err);
     }
@@ -294,15 +278,9 @@ export class Transport {
     const creds = await this.options.credentials();
     if (creds) headers.authorization = basicAuthorization(creds);
     this.counts.token++;
-    let res: Dispatcher.ResponseData;
+    let res: HttpResponse;
     try {
-      res = await request(url, {
-        method: 'GET',
-        headers,
-        dispatcher: this.dispatcher,
-        headersTimeout: this.timeouts.headersMs,
-        bodyTimeout: this.timeouts.bodyMs,
-      });
+      res = await httpRequest(url, { method: 'GET', headers, timeouts: this.timeouts });
     } catch (err) {
       throw transportError(`token request (${redactUrl(url)})`, err);
     }
@@ -348,14 +326,9 @@ async function readLimited(body: Readable, limit: number): Promise<string> {
   return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
-const TIMEOUT_CODES = new Set([
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ETIMEDOUT',
-]);
+const TIMEOUT_CODES = new Set<string>([...Object.values(TIMEOUT), 'ETIMEDOUT']);
 
-/** Translates undici and socket errors into retryable MirrorErrors. */
+/** Translates HTTP and socket errors into retryable MirrorErrors. */
 export function transportError(what: string, err: unknown): MirrorError {
   if (err instanceof MirrorError) return err;
   const code = (err as { code?: string }).code ?? '';
@@ -371,7 +344,5 @@ export function transportError(what: string, err: unknown): MirrorError {
 
 /** Closes pooled connections so a command-line process can exit at once. */
 export async function closeConnections(): Promise<void> {
-  const agent = sharedAgent;
-  sharedAgent = undefined;
-  await agent?.close();
+  closePools();
 }

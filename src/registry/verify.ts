@@ -4,6 +4,8 @@ import type { Descriptor } from '../core/descriptor';
 import { parseDigest } from '../core/digest';
 import { MirrorError } from '../errors';
 
+const COALESCE_BYTES = 256 * 1024;
+
 /**
  * Passes a blob's bytes through while hashing them, and fails the stream when they do not match the
  * descriptor. The last chunk is held back until the check passes, so an upload fed by this stream
@@ -13,7 +15,9 @@ export class VerifyingStream extends Transform {
   private readonly hash: Hash;
   private readonly expected: string;
   private received = 0;
-  private held: Buffer | undefined;
+  /** Bytes not yet passed on: small network reads are gathered into larger writes. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(
     private readonly blob: Descriptor,
@@ -38,9 +42,19 @@ export class VerifyingStream extends Transform {
     }
     this.hash.update(chunk);
     this.onBytes?.(chunk.length);
-    const previous = this.held;
-    this.held = chunk;
-    done(null, previous);
+    // Pass bytes on in runs of at least COALESCE_BYTES (fewer, larger socket writes), always keeping the
+    // latest chunk back: the end of the blob leaves only after the digest has been checked.
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= 2 * COALESCE_BYTES) {
+      const last = this.pending.pop()!;
+      const out = Buffer.concat(this.pending, this.pendingBytes - last.length);
+      this.pending = [last];
+      this.pendingBytes = last.length;
+      done(null, out);
+      return;
+    }
+    done();
   }
 
   override _flush(done: TransformCallback): void {
@@ -65,6 +79,6 @@ export class VerifyingStream extends Transform {
       );
       return;
     }
-    done(null, this.held);
+    done(null, this.pendingBytes > 0 ? Buffer.concat(this.pending, this.pendingBytes) : undefined);
   }
 }

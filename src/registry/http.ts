@@ -1,0 +1,130 @@
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+
+/**
+ * A small HTTP/1.1 client on node:http with keep-alive pools: streamed bodies both ways and three
+ * timeouts (connect, response headers once the request is sent, and silence on the socket). Chosen
+ * over undici after `npm run bench`: undici's load and first-request parser compilation cost about
+ * 0.6 CPU-seconds and 50 MB per process, more than a whole copy of a small image.
+ */
+
+export interface HttpTimeouts {
+  connectMs: number;
+  headersMs: number;
+  /** Longest silence on the socket while a body goes up or comes down. */
+  bodyMs: number;
+}
+
+export interface HttpResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: ResponseBody;
+}
+
+export type ResponseBody = Readable & { dump(): Promise<void>; text(): Promise<string> };
+
+/** Error codes of the timeouts, for transportError to tell them from other network errors. */
+export const TIMEOUT = {
+  connect: 'CONNECT_TIMEOUT',
+  headers: 'HEADERS_TIMEOUT',
+  body: 'BODY_TIMEOUT',
+} as const;
+
+function timeoutError(code: string, ms: number): Error {
+  return Object.assign(new Error(`no progress for ${ms} ms`), { code });
+}
+
+let agents: { http: http.Agent; https: https.Agent } | undefined;
+function pool(protocol: string): http.Agent {
+  agents ??= {
+    http: new http.Agent({ keepAlive: true, maxSockets: 32 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 32 }),
+  };
+  return protocol === 'https:' ? agents.https : agents.http;
+}
+
+/** Closes pooled connections so a command-line process can exit at once. */
+export function closePools(): void {
+  agents?.http.destroy();
+  agents?.https.destroy();
+  agents = undefined;
+}
+
+function withHelpers(res: IncomingMessage): ResponseBody {
+  const body = res as unknown as ResponseBody;
+  body.dump = () =>
+    new Promise<void>((resolve) => {
+      // Read to the end even when nothing is left (a HEAD): only then does the socket go back to the pool.
+      if (res.readableEnded || res.destroyed) return resolve();
+      res.once('end', resolve);
+      res.once('close', resolve);
+      res.once('error', () => resolve());
+      res.resume();
+    });
+  body.text = async () => {
+    const parts: Buffer[] = [];
+    for await (const part of res) parts.push(part as Buffer);
+    return Buffer.concat(parts).toString('utf8');
+  };
+  return body;
+}
+
+export function httpRequest(
+  url: URL,
+  options: {
+    method: string;
+    headers: Record<string, string>;
+    body?: Buffer | Readable;
+    timeouts: HttpTimeouts;
+  },
+): Promise<HttpResponse> {
+  const { method, headers, body, timeouts } = options;
+  return new Promise<HttpResponse>((resolve, reject) => {
+    const transport = url.protocol === 'https:' ? https : http;
+    let headersTimer: NodeJS.Timeout | undefined;
+    let connectTimer: NodeJS.Timeout | undefined;
+    const req = transport.request(url, { method, headers, agent: pool(url.protocol) }, (res) => {
+      clearTimeout(headersTimer);
+      // Silence while the body comes down fails the body stream, not the request.
+      req.removeAllListeners('timeout');
+      req.setTimeout(timeouts.bodyMs, () => res.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs)));
+      const release = (): void => {
+        // The socket goes back to the pool: the next request sets its own timeouts.
+        req.setTimeout(0);
+      };
+      res.once('end', release);
+      res.once('close', release);
+      resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
+    });
+    req.once('error', (err) => {
+      clearTimeout(headersTimer);
+      clearTimeout(connectTimer);
+      reject(err);
+    });
+    req.once('socket', (socket) => {
+      if (socket.connecting) {
+        connectTimer = setTimeout(
+          () => req.destroy(timeoutError(TIMEOUT.connect, timeouts.connectMs)),
+          timeouts.connectMs,
+        );
+        socket.once('connect', () => clearTimeout(connectTimer));
+      }
+    });
+    // While a body goes up, silence on the socket is the failure; once it is all sent, the registry
+    // has headersMs to answer (a large upload may take far longer than that in total).
+    req.setTimeout(timeouts.bodyMs, () => req.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs)));
+    req.once('finish', () => {
+      headersTimer = setTimeout(
+        () => req.destroy(timeoutError(TIMEOUT.headers, timeouts.headersMs)),
+        timeouts.headersMs,
+      );
+    });
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else {
+      body.once('error', (err) => req.destroy(err));
+      body.pipe(req);
+    }
+  });
+}
