@@ -2,9 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  htpasswdAuth,
+  REGISTRY_BINARY,
+  registryConfig,
+  waitUntilServing,
+} from '../src/local/registry-server';
 import { freePort, TEST_PASSWORD, TEST_USER } from '../test/support/registry';
 
-const BINARY = process.env.DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
+const BINARY = REGISTRY_BINARY;
 
 /**
  * A Debian `docker-registry` on loopback with htpasswd Basic auth, like test/support/registry.ts,
@@ -90,27 +96,12 @@ export class BenchRegistry {
   }
 
   private async writeConfig(): Promise<void> {
-    const config = `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: ${this.dataDir}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:${this.port}
-  secret: ecr-mirror-bench-secret
-auth:
-  htpasswd:
-    realm: ecr-mirror-bench
-    path: ${this.htpasswd}
-`;
+    const config = registryConfig({
+      dataDir: this.dataDir,
+      port: this.port,
+      authYaml: htpasswdAuth(this.htpasswd),
+      accessLog: true,
+    });
     await writeFile(join(this.dir, 'config.yml'), config);
   }
 
@@ -130,21 +121,11 @@ auth:
       this.partial = lines.pop() ?? '';
       for (const line of lines) if (line.trim()) this.accessLog.push(line);
     });
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`${this.name}: docker-registry exited: ${stderr}`);
-      try {
-        const res = await fetch(`${this.url}/v2/`);
-        await res.arrayBuffer();
-        if (res.status === 401 || res.status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`${this.name}: docker-registry did not start on port ${this.port}: ${stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
+    try {
+      await waitUntilServing(this.url, child, () => stderr);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`${this.name}: ${(err as Error).message}`);
     }
     // The readiness probe above is in the access log too; it is not a request of either tool.
   }

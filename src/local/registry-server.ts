@@ -40,6 +40,61 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The registry's config.yml: loopback only, deletes allowed, uploads never purged mid-test. */
+export function registryConfig(o: {
+  dataDir: string;
+  port: number;
+  authYaml: string;
+  accessLog?: boolean;
+}): string {
+  return `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: ${o.accessLog ? 'false' : 'true'}
+storage:
+  filesystem:
+    rootdirectory: ${o.dataDir}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:${o.port}
+  secret: ecr-mirror-local-secret
+auth:
+${o.authYaml}`;
+}
+
+export const htpasswdAuth = (path: string): string =>
+  `  htpasswd:\n    realm: ecr-mirror-local\n    path: ${path}\n`;
+
+/** Waits until the registry answers `/v2/` (401 or 200), or fails with what it printed. */
+export async function waitUntilServing(
+  url: string,
+  child: ChildProcess,
+  stderr: () => string,
+): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new MirrorError('REGISTRY_ERROR', `docker-registry exited: ${stderr().slice(-2000)}`);
+    }
+    try {
+      const res = await fetch(`${url}/v2/`);
+      await res.arrayBuffer();
+      if (res.status === 401 || res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      throw new MirrorError('TIMEOUT', `docker-registry did not start at ${url}: ${stderr().slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 export function registryInstalled(): boolean {
   return spawnSync(REGISTRY_BINARY, ['--version']).status === 0;
 }
@@ -56,26 +111,9 @@ export async function startRegistryServer(options: RegistryServerOptions = {}): 
   let auth = options.authYaml;
   if (auth === undefined) {
     await writeFile(join(dir, 'htpasswd'), LOCAL_HTPASSWD);
-    auth = `  htpasswd:\n    realm: ecr-mirror-local\n    path: ${join(dir, 'htpasswd')}\n`;
+    auth = htpasswdAuth(join(dir, 'htpasswd'));
   }
-  const config = `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: ${join(dir, 'data')}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:${port}
-  secret: ecr-mirror-local-secret
-auth:
-${auth}`;
+  const config = registryConfig({ dataDir: join(dir, 'data'), port, authYaml: auth });
   await writeFile(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -94,26 +132,11 @@ ${auth}`;
     }
     await rm(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      await stop();
-      throw new MirrorError('REGISTRY_ERROR', `docker-registry exited: ${stderr.slice(-2000)}`);
-    }
-    try {
-      const res = await fetch(`${url}/v2/`);
-      if (res.status === 401 || res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new MirrorError(
-        'TIMEOUT',
-        `docker-registry did not start on port ${port}: ${stderr.slice(-2000)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitUntilServing(url, child, () => stderr);
+  } catch (err) {
+    await stop();
+    throw err;
   }
   return { host: `127.0.0.1:${port}`, url, port, dir, stop };
 }
