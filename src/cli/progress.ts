@@ -41,6 +41,7 @@ export class ProgressLine {
   stop(): void {
     if (this.timer) {
       clearInterval(this.timer);
+      this.timer = undefined;
       this.out.write('\r\x1b[K');
     }
   }
