@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { IMAGE_ACTION, RESYNC_SOURCE } from '../mirror/event';
 import type { MirrorJob } from '../resync/plan';
+import { createLimiter } from '../util/limit';
 import { awsError } from './errors';
 
 /**
@@ -37,33 +38,38 @@ export class JobQueue {
     };
   }
 
-  /** Sends in batches of ten (SQS's limit); returns how many were accepted. */
-  async send(jobs: readonly MirrorJob[], pace: () => Promise<void>): Promise<number> {
-    let sent = 0;
-    for (let i = 0; i < jobs.length; i += 10) {
-      const batch = jobs.slice(i, i + 10);
-      await pace();
-      try {
-        const out = await this.sqs.send(
-          new SendMessageBatchCommand({
-            QueueUrl: this.queueUrl,
-            Entries: batch.map((job, n) => ({
-              Id: String(n),
-              MessageBody: JSON.stringify(JobQueue.event(job, this.account, this.region)),
-            })),
-          }),
+  /**
+   * Sends in batches of ten (SQS's limit), a few batches at a time; returns how many were accepted.
+   * Not paced: SQS takes far more than this, and the queue's consumers are what ECR's quotas see.
+   */
+  async send(jobs: readonly MirrorJob[]): Promise<number> {
+    const batches: MirrorJob[][] = [];
+    for (let i = 0; i < jobs.length; i += 10) batches.push(jobs.slice(i, i + 10));
+    const limit = createLimiter(4);
+    const sent = await Promise.all(batches.map((batch) => limit(() => this.sendBatch(batch))));
+    return sent.reduce((a, b) => a + b, 0);
+  }
+
+  private async sendBatch(batch: MirrorJob[]): Promise<number> {
+    try {
+      const out = await this.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: batch.map((job, n) => ({
+            Id: String(n),
+            MessageBody: JSON.stringify(JobQueue.event(job, this.account, this.region)),
+          })),
+        }),
+      );
+      if (out.Failed && out.Failed.length > 0) {
+        const f = out.Failed[0]!;
+        throw new Error(
+          `${out.Failed.length} of ${batch.length} messages refused: ${f.Code}: ${f.Message ?? ''}`,
         );
-        if (out.Failed && out.Failed.length > 0) {
-          const f = out.Failed[0]!;
-          throw new Error(
-            `${out.Failed.length} of ${batch.length} messages refused: ${f.Code}: ${f.Message ?? ''}`,
-          );
-        }
-        sent += batch.length;
-      } catch (err) {
-        throw awsError('enqueue resync jobs', err);
       }
+      return batch.length;
+    } catch (err) {
+      throw awsError('enqueue resync jobs', err);
     }
-    return sent;
   }
 }

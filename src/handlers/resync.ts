@@ -65,7 +65,7 @@ export interface AwsClients {
   dynamodb: DynamoDBClient;
 }
 
-/** The deployed wiring: ECR inventory and queue paced to RESYNC_API_RATE, self-invocation, summary in the table. */
+/** The deployed wiring: ECR inventory paced to RESYNC_API_RATE, the mirror queue, self-invocation, summary in the table. */
 export function awsResyncServices(runtime: MirrorRuntime, clients: AwsClients): ResyncServices {
   const { config } = runtime;
   const pace = createPacer(config.resyncApiRate);
@@ -75,7 +75,7 @@ export function awsResyncServices(runtime: MirrorRuntime, clients: AwsClients): 
   return {
     runtime,
     inventory: new EcrInventory(clients.ecr, pace),
-    ...(queue && { enqueue: (jobs: MirrorJob[]) => queue.send(jobs, pace) }),
+    ...(queue && { enqueue: (jobs: MirrorJob[]) => queue.send(jobs) }),
     continueInBackground: async (next, context) => {
       try {
         await clients.lambda.send(
