@@ -1,7 +1,7 @@
 import './quiet';
 import type { Server } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createStatusTable } from '../aws/dynamodb-status-store';
+import { createStatusTable } from '../aws/status-table';
 import { renderTable, summaryLine } from '../cli/status-table';
 import { loadConfig } from '../config/config';
 import { ecrHost } from '../core/ecr-host';

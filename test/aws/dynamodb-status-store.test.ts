@@ -1,12 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  createStatusTable,
-  DynamoDbStatusStore,
-  type DynamoDbStatusStoreOptions,
-  tableDefinition,
-} from '../../src/aws/dynamodb-status-store';
+import { DynamoDbStatusStore, type DynamoDbStatusStoreOptions } from '../../src/aws/dynamodb-status-store';
+import { createStatusTable, tableDefinition } from '../../src/aws/status-table';
 import { MirrorError } from '../../src/errors';
 import type { MirrorRecord, RecordKey } from '../../src/status/schema';
 import type { BeginWrite, FinishWrite } from '../../src/status/store';

@@ -4,7 +4,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { tableDefinition, timeToLiveDefinition } from '../../src/aws/dynamodb-status-store';
+import { tableDefinition, timeToLiveDefinition } from '../../src/aws/status-table';
 import { STATUS_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../src/status/schema';
 import {
   asList,

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createStatusTable } from '../../src/aws/dynamodb-status-store';
+import { createStatusTable } from '../../src/aws/status-table';
 
 // dynalite ships no types.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
