@@ -3,7 +3,6 @@ import {
   CreateRepositoryCommand,
   DescribeRepositoriesCommand,
   ECRClient,
-  GetAuthorizationTokenCommand,
 } from '@aws-sdk/client-ecr';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -14,6 +13,7 @@ import { loadConfig } from '../../src/config/config';
 import { createMirrorHandler } from '../../src/handlers/mirror';
 import { createRuntime, type MirrorRuntime } from '../../src/mirror/runtime';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
+import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { getManifest, pushImage, pushIndex } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
 import { ociError, startFaultProxy } from '../support/fault-proxy';
@@ -53,23 +53,9 @@ afterAll(async () => {
 beforeEach(() => {
   for (const m of [ecr, sts, events, sqs]) m.reset();
   // The mocked ECR token is the test registries' Basic credentials, so the real registries accept it.
-  ecr.on(GetAuthorizationTokenCommand).resolves({
-    authorizationData: [
-      {
-        authorizationToken: Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64'),
-        expiresAt: new Date(Date.now() + 12 * 3600_000),
-      },
-    ],
-  });
+  mockEcrToken(ecr);
   ecr.on(DescribeRepositoriesCommand).resolves({ repositories: [{ repositoryName: 'x' }] });
-  sts.on(AssumeRoleCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'ASIAASSUMED',
-      SecretAccessKey: SECRET_KEY,
-      SessionToken: 'assumed-session-token',
-      Expiration: new Date(Date.now() + 3600_000),
-    },
-  });
+  mockAssumeRole(sts, SECRET_KEY, 'assumed-session-token');
   events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [] });
   sqs.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
   logs = [];

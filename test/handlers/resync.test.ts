@@ -1,12 +1,7 @@
-import {
-  DescribeImagesCommand,
-  DescribeRepositoriesCommand,
-  ECRClient,
-  GetAuthorizationTokenCommand,
-} from '@aws-sdk/client-ecr';
+import { DescribeImagesCommand, DescribeRepositoriesCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -17,9 +12,10 @@ import { parseEvent } from '../../src/mirror/event';
 import { createRuntime } from '../../src/mirror/runtime';
 import type { ResyncInput, ResyncResult } from '../../src/resync/resync';
 import { context as baseContext } from '../fixtures/lambda';
+import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { pushImage } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
-import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
+import { startRegistry, type TestRegistry } from '../support/registry';
 
 const SOURCE = '111111111111.dkr.ecr.us-east-1.amazonaws.com';
 const DEST_B = '222222222222.dkr.ecr.eu-west-1.amazonaws.com';
@@ -52,11 +48,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   for (const m of [ecr, sts, sqs, lambda]) m.reset();
-  ecr.on(GetAuthorizationTokenCommand).resolves({
-    authorizationData: [
-      { authorizationToken: Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64') },
-    ],
-  });
+  mockEcrToken(ecr);
   // Two pages of repositories; team/a has two pages of images.
   ecr.on(DescribeRepositoriesCommand, { nextToken: undefined } as never).resolves({
     repositories: [{ repositoryName: 'team/a' }, { repositoryName: 'other/x' }],
@@ -81,14 +73,7 @@ beforeEach(() => {
   ecr
     .on(DescribeImagesCommand, { repositoryName: 'other/x' })
     .rejects(new Error('other/x must be filtered out'));
-  sts.on(AssumeRoleCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'A',
-      SecretAccessKey: 'S',
-      SessionToken: 'T',
-      Expiration: new Date(Date.now() + 3600_000),
-    },
-  });
+  mockAssumeRole(sts);
   sqs.on(SendMessageBatchCommand).callsFake((input) => ({
     Successful: input.Entries.map((e: { Id: string }) => ({
       Id: e.Id,

@@ -1,12 +1,7 @@
-import {
-  DescribeImagesCommand,
-  DescribeRepositoriesCommand,
-  ECRClient,
-  GetAuthorizationTokenCommand,
-} from '@aws-sdk/client-ecr';
+import { DescribeImagesCommand, DescribeRepositoriesCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../src/config/config';
@@ -14,9 +9,10 @@ import { awsResyncServices, createResyncHandler } from '../../src/handlers/resyn
 import { createRuntime } from '../../src/mirror/runtime';
 import type { ResyncInput, ResyncResult } from '../../src/resync/resync';
 import { context as baseContext } from '../fixtures/lambda';
+import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { pushImage } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
-import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
+import { startRegistry, type TestRegistry } from '../support/registry';
 
 const PAGES = 100;
 const PER_PAGE = 1_000;
@@ -46,11 +42,7 @@ afterAll(async () => {
 const digestOf = (n: number): string => held[`t-${n}`] ?? `sha256:${n.toString(16).padStart(64, '0')}`;
 
 test('100,000 images in pages of 1,000: several invocations, each within its time, totals exact', async () => {
-  ecr.on(GetAuthorizationTokenCommand).resolves({
-    authorizationData: [
-      { authorizationToken: Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64') },
-    ],
-  });
+  mockEcrToken(ecr);
   ecr.on(DescribeRepositoriesCommand).resolves({ repositories: [{ repositoryName: 'big/app' }] });
   ecr.on(DescribeImagesCommand).callsFake((input: { nextToken?: string }) => {
     const page = Number(input.nextToken ?? '0');
@@ -62,14 +54,7 @@ test('100,000 images in pages of 1,000: several invocations, each within its tim
       ...(page + 1 < PAGES && { nextToken: String(page + 1) }),
     };
   });
-  sts.on(AssumeRoleCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'A',
-      SecretAccessKey: 'S',
-      SessionToken: 'T',
-      Expiration: new Date(Date.now() + 3600_000),
-    },
-  });
+  mockAssumeRole(sts);
   let enqueued = 0;
   sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => {
     enqueued += input.Entries.length;
