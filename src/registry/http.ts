@@ -97,7 +97,7 @@ export function httpRequest(
       res.once('close', release);
       resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
     });
-    req.once('error', (err) => {
+    req.on('error', (err) => {
       clearTimeout(headersTimer);
       clearTimeout(connectTimer);
       reject(err);
