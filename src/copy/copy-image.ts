@@ -52,12 +52,17 @@ export async function copyImage(
   const target = tag ?? digest;
 
   const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
-  const existing = await destination.headManifest(destinationRef.repository, target);
+  // With referrers on, the source manifest is needed either way (its children's referrers): ask for it
+  // while the destination is asked whether it is already up to date, saving a round trip.
+  const [existing, early] = await Promise.all([
+    destination.headManifest(destinationRef.repository, target),
+    options.referrers !== false ? source.getManifest(sourceRef.repository, digest) : undefined,
+  ]);
   const upToDate = existing?.digest === digest;
 
   let childDigests: string[] = [];
-  if (!upToDate || options.referrers !== false) {
-    const manifest = await source.getManifest(sourceRef.repository, digest);
+  const manifest = early ?? (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest));
+  if (manifest) {
     mediaType = manifest.mediaType;
     childDigests = manifest.manifests.map((d) => d.digest);
     if (!upToDate) await copier.copyManifest(manifest, target);
