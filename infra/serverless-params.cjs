@@ -80,6 +80,21 @@ async function repositoryPrefixes(resolveVariable) {
   return prefixes;
 }
 
+/** ECR repository ARNs of the source account, one per prefix. */
+async function sourceArns(resolveVariable, prefixes) {
+  // Either param may be a CloudFormation reference (the defaults are !Ref AWS::AccountId / AWS::Region).
+  const names = {
+    SourceAccountId: await accountId(resolveVariable, 'sourceAccountId'),
+    SourceRegion: await param(resolveVariable, 'sourceRegion'),
+  };
+  return prefixes.map((prefix) => ({
+    'Fn::Sub': [
+      `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/${prefix}*`,
+      names,
+    ],
+  }));
+}
+
 module.exports = {
   /** SOURCE_ACCOUNT_ID and the rule's account filter. */
   sourceAccountId: async ({ resolveVariable }) => accountId(resolveVariable, 'sourceAccountId'),
@@ -121,18 +136,15 @@ module.exports = {
   /** The source repositories the mirror may read: all of the source account's, or those under the prefixes. */
   sourceRepositoryArns: async ({ resolveVariable }) => {
     const prefixes = await repositoryPrefixes(resolveVariable);
-    // Either param may be a CloudFormation reference (the defaults are !Ref AWS::AccountId / AWS::Region).
-    const names = {
-      SourceAccountId: await accountId(resolveVariable, 'sourceAccountId'),
-      SourceRegion: await param(resolveVariable, 'sourceRegion'),
-    };
-    return (prefixes.length > 0 ? prefixes : ['']).map((prefix) => ({
-      'Fn::Sub': [
-        `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/${prefix}*`,
-        names,
-      ],
-    }));
+    return sourceArns(resolveVariable, prefixes.length > 0 ? prefixes : ['']);
   },
+
+  /**
+   * Every repository of the source account: DescribeRepositories without names (how a resync lists
+   * them) is authorized against the whole account, so prefix-scoped ARNs would deny it. It reveals
+   * repository metadata only; images stay readable under the prefixes alone.
+   */
+  allSourceRepositoryArns: async ({ resolveVariable }) => sourceArns(resolveVariable, ['']),
 
   /** The bus the mirror publishes its result events to: a name in this account and region, or an ARN. */
   eventBusArn: async ({ resolveVariable }) => {

@@ -419,7 +419,6 @@ describe('serverless.yml packaged by osls', () => {
         'ecr:BatchCheckLayerAvailability',
         'ecr:DescribeImages',
         'ecr:ListImages',
-        'ecr:DescribeRepositories',
       ];
       const arn = `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/`;
       for (const [p, account, suffixes] of [
@@ -435,6 +434,12 @@ describe('serverless.yml packaged by osls', () => {
             })),
           );
         }
+        // Listing repositories (resync) is authorized account-wide; metadata only.
+        const listing = statementsFor(statements(p), 'ecr:DescribeRepositories');
+        expect(listing.flatMap((st) => asList(st.Resource))).toEqual([
+          { 'Fn::Sub': [`${arn}*`, { SourceAccountId: account, SourceRegion: { Ref: 'AWS::Region' } }] },
+        ]);
+        expect(listing.flatMap((st) => asList(st.Action))).toEqual(['ecr:DescribeRepositories']);
       }
     });
 
