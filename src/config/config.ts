@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MirrorError } from '../errors';
-import { type Filter, parsePatternList } from './patterns';
+import { type Filter, matchesFilter, parsePatternList } from './patterns';
 
 /**
  * The mirror's configuration, read from the environment once at start (serverless.yml sets it from
@@ -77,6 +77,8 @@ export interface MirrorConfig {
   sourceAccountId: string;
   sourceRegion: string;
   destinations: Destination[];
+  /** Repository-name prefixes the deployment is scoped to (its EventBridge rule and IAM); empty: all. */
+  repositoryPrefixes: string[];
   repositories: Filter;
   tags: Filter;
   /** Copy digest-only pushes (the children of a multi-arch push arrive with an empty tag). */
@@ -188,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
     sourceAccountId,
     sourceRegion,
     destinations,
+    repositoryPrefixes: parsePatternList(env.REPOSITORY_PREFIXES),
     repositories: {
       include: parsePatternList(env.REPOSITORY_INCLUDE),
       exclude: parsePatternList(env.REPOSITORY_EXCLUDE),
@@ -208,4 +211,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
     mirrorQueueUrl: env.MIRROR_QUEUE_URL?.trim() || undefined,
     resyncApiRate: int(env, 'RESYNC_API_RATE', 5, 1, 100),
   };
+}
+
+/** Whether a source repository is mirrored: inside the prefixes (when any) and through the globs. */
+export function repositoryInScope(
+  repository: string,
+  config: Pick<MirrorConfig, 'repositoryPrefixes' | 'repositories'>,
+): boolean {
+  const prefixed =
+    config.repositoryPrefixes.length === 0 || config.repositoryPrefixes.some((p) => repository.startsWith(p));
+  return prefixed && matchesFilter(repository, config.repositories);
 }

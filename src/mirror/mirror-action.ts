@@ -1,4 +1,4 @@
-import type { Destination } from '../config/config';
+import { type Destination, repositoryInScope } from '../config/config';
 import { matchesFilter } from '../config/patterns';
 import { copyImage } from '../copy/copy-image';
 import type { Reference } from '../core/reference';
@@ -43,8 +43,7 @@ export function filterReason(action: ImageAction, rt: MirrorRuntime): string | u
   }
   if (action.region !== undefined && action.region !== c.sourceRegion)
     return `region ${action.region} is not the source region`;
-  if (!matchesFilter(action.repository, c.repositories))
-    return `repository ${action.repository} is filtered out`;
+  if (!repositoryInScope(action.repository, c)) return `repository ${action.repository} is filtered out`;
   if (action.tag !== undefined && !matchesFilter(action.tag, c.tags))
     return `tag ${action.tag} is filtered out`;
   if (action.tag === undefined && action.action === 'PUSH' && !c.mirrorUntagged) {

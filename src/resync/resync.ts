@@ -1,4 +1,4 @@
-import type { Destination, MirrorConfig } from '../config/config';
+import { type Destination, type MirrorConfig, repositoryInScope } from '../config/config';
 import { type Filter, matchesFilter } from '../config/patterns';
 import { describeError } from '../errors';
 import { mapRepository } from '../mirror/mapping';
@@ -91,8 +91,9 @@ export async function runResync(input: ResyncInput, deps: ResyncDeps): Promise<R
   const differences: Difference[] = [];
   const repoFilter: Filter = { include: input.repositories ?? [], exclude: [] };
   const tagFilter: Filter = { include: input.tags ?? [], exclude: [] };
+  // Repositories outside the prefixes are not readable (IAM is scoped to them): never list their images.
   const wanted = (repository: string) =>
-    matchesFilter(repository, config.repositories) && matchesFilter(repository, repoFilter);
+    repositoryInScope(repository, config) && matchesFilter(repository, repoFilter);
   const wantedTag = (tag: string) => matchesFilter(tag, config.tags) && matchesFilter(tag, tagFilter);
 
   // Tag lists of destination repositories, read once per invocation however many pages a repository has.

@@ -1,0 +1,120 @@
+import { loadConfig, repositoryInScope } from '../../src/config/config';
+import { globToRegExp, matchesFilter, parsePatternList } from '../../src/config/patterns';
+import type { MirrorError } from '../../src/errors';
+
+const destination = {
+  accountId: '222222222222',
+  region: 'eu-west-1',
+  roleArn: 'arn:aws:iam::222222222222:role/ecr-mirror-destination',
+  externalId: 'ext-123',
+};
+const base = {
+  SOURCE_ACCOUNT_ID: '111111111111',
+  SOURCE_REGION: 'us-east-1',
+  DESTINATIONS: JSON.stringify([destination]),
+  STATUS_TABLE: 'status',
+};
+
+function configError(env: Record<string, string | undefined>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect((err as MirrorError).code).toBe('INVALID_CONFIG');
+    return (err as MirrorError).message;
+  }
+  throw new Error('expected INVALID_CONFIG');
+}
+
+test('defaults', () => {
+  const c = loadConfig(base);
+  expect(c).toMatchObject({
+    sourceAccountId: '111111111111',
+    sourceRegion: 'us-east-1',
+    repositoryPrefixes: [],
+    mirrorUntagged: true,
+    createRepositories: true,
+    syncDeletes: false,
+    referrers: true,
+    historyTtlDays: 30,
+    eventBusName: 'default',
+    publishEvents: true,
+    maxReceives: 5,
+    blobConcurrency: 6,
+    resyncApiRate: 5,
+    registryEndpoints: {},
+  });
+  expect(c.destinations[0]).toMatchObject({
+    id: '222222222222-eu-west-1',
+    repository: {},
+    repositorySettings: {
+      tagMutability: 'MUTABLE',
+      scanOnPush: false,
+      encryption: { type: 'AES256' },
+      tags: {},
+    },
+  });
+  expect(loadConfig({ ...base, SOURCE_REGION: undefined, AWS_REGION: 'eu-central-1' }).sourceRegion).toBe(
+    'eu-central-1',
+  );
+});
+
+test.each([
+  [{ SOURCE_ACCOUNT_ID: undefined }, /^SOURCE_ACCOUNT_ID: is required/],
+  [{ SOURCE_ACCOUNT_ID: '1234' }, /^SOURCE_ACCOUNT_ID: must be a 12-digit AWS account id/],
+  [{ SOURCE_REGION: 'Europe' }, /^SOURCE_REGION: must be an AWS region/],
+  [{ DESTINATIONS: undefined }, /^DESTINATIONS: is required/],
+  [{ DESTINATIONS: '[' }, /^DESTINATIONS: is not valid JSON/],
+  [{ DESTINATIONS: '[]' }, /^DESTINATIONS: must list at least one destination/],
+  [
+    { DESTINATIONS: JSON.stringify([destination, { ...destination, roleArn: 'role' }]) },
+    /^DESTINATIONS\[1\]\.roleArn: must be an IAM role ARN/,
+  ],
+  [{ DESTINATIONS: JSON.stringify([{ ...destination, colour: 'red' }]) }, /^DESTINATIONS\[0\]: .*colour/],
+  [
+    { DESTINATIONS: JSON.stringify([destination, destination]) },
+    /^DESTINATIONS\[1\]\.id: "222222222222-eu-west-1" is used twice/,
+  ],
+  [
+    {
+      DESTINATIONS: JSON.stringify([
+        { ...destination, repository: { template: 'x/{name}', addPrefix: 'y/' } },
+      ]),
+    },
+    /^DESTINATIONS\[0\]\.repository: use either template or addPrefix/,
+  ],
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, accountId: '111111111111', region: 'us-east-1' }]) },
+    /^DESTINATIONS\[0\]: is the source registry itself/,
+  ],
+  [{ REPOSITORY_SETTINGS: '{"tagMutability":"FROZEN"}' }, /^REPOSITORY_SETTINGS\.tagMutability: /],
+  [{ SYNC_DELETES: 'maybe' }, /^SYNC_DELETES: must be true or false, got "maybe"/],
+  [{ MAX_RECEIVES: '0' }, /^MAX_RECEIVES: must be a whole number from 1 to 1000/],
+  [{ REGISTRY_ENDPOINTS: '{"h":"ftp://x"}' }, /^REGISTRY_ENDPOINTS\.h: /],
+  [{ STATUS_TABLE: '' }, /^STATUS_TABLE: is required/],
+])('%j is refused, naming the setting', (override, message) => {
+  expect(configError({ ...base, ...override })).toMatch(message);
+});
+
+test('repositories in scope: prefixes and globs together', () => {
+  const c = loadConfig({
+    ...base,
+    REPOSITORY_PREFIXES: 'team-a/, base/',
+    REPOSITORY_EXCLUDE: 'team-a/scratch-*',
+  });
+  expect(c.repositoryPrefixes).toEqual(['team-a/', 'base/']);
+  expect(repositoryInScope('team-a/api', c)).toBe(true);
+  expect(repositoryInScope('base/node', c)).toBe(true);
+  expect(repositoryInScope('team-b/api', c)).toBe(false);
+  expect(repositoryInScope('team-a/scratch-1', c)).toBe(false);
+  expect(repositoryInScope('anything', loadConfig(base))).toBe(true);
+});
+
+test('globs: * crosses slashes, ? is one character, the rest is literal', () => {
+  expect(globToRegExp('team/*').test('team/a/b')).toBe(true);
+  expect(globToRegExp('v?.0').test('v1.0')).toBe(true);
+  expect(globToRegExp('v?.0').test('v10.0')).toBe(false);
+  expect(globToRegExp('a.b').test('axb')).toBe(false);
+  expect(matchesFilter('v1', { include: [], exclude: [] })).toBe(true);
+  expect(matchesFilter('v1-dev', { include: ['v*'], exclude: ['*-dev'] })).toBe(false);
+  expect(parsePatternList(' a, ,b ')).toEqual(['a', 'b']);
+});
