@@ -3,6 +3,7 @@ import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { parseEcrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
 import type { CredentialProvider, Credentials } from '../registry/auth';
+import { isRetryableAwsError } from './errors';
 
 export interface EcrAuthOptions {
   /** AWS credentials to ask with; the default chain when absent (or an assumed role's, for Account B). */
@@ -47,18 +48,12 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
       });
       out = await client.send(new sdk.GetAuthorizationTokenCommand({}));
     } catch (err) {
+      // AWS_ERROR even for a refusal: the registry login failed, whatever the reason the SDK gives.
       const name = (err as { name?: string }).name ?? 'Error';
-      // Server faults too: ECR's own is `ServerException`, which no name pattern here caught.
-      const serverFault = (err as { $fault?: string }).$fault === 'server';
       throw new MirrorError(
         'AWS_ERROR',
         `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${(err as Error).message}`,
-        {
-          retryable:
-            serverFault ||
-            /Throttl|ServiceUnavailable|InternalServer|TimeoutError|NetworkingError/.test(name),
-          cause: err,
-        },
+        { retryable: isRetryableAwsError(err), cause: err },
       );
     }
     const data = out.authorizationData?.[0];

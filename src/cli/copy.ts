@@ -1,3 +1,4 @@
+import { parseRegistryEndpoints } from '../config/endpoints';
 import { copyImage } from '../copy/copy-image';
 import { parseReference } from '../core/reference';
 import { MirrorError } from '../errors';
@@ -15,31 +16,6 @@ export interface CopyCommandOptions {
   registryEndpoints?: string;
 }
 
-/** Parses `REGISTRY_ENDPOINTS`: a JSON object of registry host to base URL. */
-export function parseEndpoints(
-  value: string | undefined,
-  setting = 'REGISTRY_ENDPOINTS',
-): Record<string, string> {
-  if (!value) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    throw new MirrorError('INVALID_CONFIG', `${setting} is not valid JSON`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new MirrorError('INVALID_CONFIG', `${setting} must be a JSON object of host to URL`);
-  }
-  const out: Record<string, string> = {};
-  for (const [host, url] of Object.entries(parsed)) {
-    if (typeof url !== 'string' || !/^https?:\/\/[^/]+/.test(url)) {
-      throw new MirrorError('INVALID_CONFIG', `${setting}: "${host}" must map to an http(s):// URL`);
-    }
-    out[host] = url;
-  }
-  return out;
-}
-
 export async function runCopy(src: string, dst: string, opts: CopyCommandOptions): Promise<void> {
   const sourceRef = parseReference(src);
   const destinationRef = parseReference(dst);
@@ -47,7 +23,7 @@ export async function runCopy(src: string, dst: string, opts: CopyCommandOptions
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
     throw new MirrorError('INVALID_ARGUMENT', '--concurrency must be a whole number from 1 to 64');
   }
-  const endpoints = parseEndpoints(opts.registryEndpoints);
+  const endpoints = parseRegistryEndpoints(opts.registryEndpoints);
   const insecure = opts.insecure === true;
   const source = openRegistry(sourceRef.registry, {
     insecure,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MirrorError } from '../errors';
+import { parseRegistryEndpoints } from './endpoints';
 import { type Filter, matchesFilter, parsePatternList } from './patterns';
 
 /**
@@ -140,11 +141,6 @@ function int(env: NodeJS.ProcessEnv, setting: string, fallback: number, min: num
   return n;
 }
 
-function endpoints(env: NodeJS.ProcessEnv): Record<string, string> {
-  const value = json(env, 'REGISTRY_ENDPOINTS') ?? {};
-  return check('REGISTRY_ENDPOINTS', z.record(z.string(), z.url({ protocol: /^https?$/ })), value);
-}
-
 /** Reads and validates the whole configuration; throws INVALID_CONFIG naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
   const sourceAccountId = check(
@@ -200,7 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
     createRepositories: bool(env, 'CREATE_REPOSITORIES', true),
     syncDeletes: bool(env, 'SYNC_DELETES', false),
     referrers: bool(env, 'COPY_REFERRERS', true),
-    registryEndpoints: endpoints(env),
+    registryEndpoints: parseRegistryEndpoints(env.REGISTRY_ENDPOINTS),
     statusTable,
     historyTtlDays: int(env, 'HISTORY_TTL_DAYS', 30, 1, 3650),
     eventBusName: env.EVENT_BUS_NAME?.trim() || 'default',

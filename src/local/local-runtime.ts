@@ -115,14 +115,15 @@ async function registryImages(
   return { images: [...byDigest].map(([digest, tags]) => ({ digest, tags })) };
 }
 
-export function sqsRecord(messageId: string, body: string): SQSRecord {
+/** An SQS record as the Lambda event source delivers it (the local run and the tests build them). */
+export function sqsRecord(messageId: string, body: string, receiveCount = 1): SQSRecord {
   const now = String(Date.now());
   return {
     messageId,
     receiptHandle: messageId,
     body,
     attributes: {
-      ApproximateReceiveCount: '1',
+      ApproximateReceiveCount: String(receiveCount),
       SentTimestamp: now,
       SenderId: 'local',
       ApproximateFirstReceiveTimestamp: now,

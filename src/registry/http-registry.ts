@@ -220,26 +220,15 @@ export class HttpRegistry implements RegistryClient {
 
   async listTags(repository: string): Promise<string[]> {
     const tags: string[] = [];
-    let url = `/v2/${repository}/tags/list?n=1000`;
-    for (let page = 0; page < 10_000; page++) {
-      const what = `GET tags ${repository}`;
-      const answer = await this.getWithRetry(
-        { url, repository, expect: [200], kind: 'other', what },
-        async (res) => {
-          let text: string;
-          try {
-            text = await res.body.text();
-          } catch (err) {
-            throw transportError(what, err);
-          }
-          return { text, link: header(res, 'link'), at: res.url };
-        },
+    let url: string | undefined = `/v2/${repository}/tags/list?n=1000`;
+    for (let page = 0; url !== undefined && page < 10_000; page++) {
+      const answer: JsonPage<{ tags?: string[] | null }> = await this.getJsonPage(
+        url,
+        repository,
+        `GET tags ${repository}`,
       );
-      const body = JSON.parse(answer.text) as { tags?: string[] | null };
-      tags.push(...(body.tags ?? []));
-      const next = nextLink(answer.link);
-      if (!next) break;
-      url = new URL(next, answer.at).href;
+      tags.push(...(answer.body.tags ?? []));
+      url = answer.next;
     }
     return tags;
   }
@@ -249,23 +238,26 @@ export class HttpRegistry implements RegistryClient {
    * not serve it (its inventory comes from the ECR API); local registries do.
    */
   async catalogPage(next?: string): Promise<{ repositories: string[]; nextToken?: string }> {
-    const what = 'GET catalog';
-    const answer = await this.getWithRetry(
-      { url: next ?? '/v2/_catalog?n=1000', repository: '', expect: [200], kind: 'other', what },
-      async (res) => {
-        try {
-          return { text: await res.body.text(), link: header(res, 'link'), at: res.url };
-        } catch (err) {
-          throw transportError(what, err);
-        }
-      },
+    const answer = await this.getJsonPage<{ repositories?: string[] | null }>(
+      next ?? '/v2/_catalog?n=1000',
+      '',
+      'GET catalog',
     );
-    const body = JSON.parse(answer.text) as { repositories?: string[] | null };
-    const link = nextLink(answer.link);
-    return {
-      repositories: body.repositories ?? [],
-      ...(link && { nextToken: new URL(link, answer.at).href }),
-    };
+    return { repositories: answer.body.repositories ?? [], ...(answer.next && { nextToken: answer.next }) };
+  }
+
+  /** A JSON page and the absolute URL of the next one (`Link: <…>; rel="next"`), if any. */
+  private getJsonPage<T>(url: string, repository: string, what: string): Promise<JsonPage<T>> {
+    return this.getWithRetry({ url, repository, expect: [200], kind: 'other', what }, async (res) => {
+      let text: string;
+      try {
+        text = await res.body.text();
+      } catch (err) {
+        throw transportError(what, err);
+      }
+      const link = nextLink(header(res, 'link'));
+      return { body: JSON.parse(text) as T, ...(link && { next: new URL(link, res.url).href }) };
+    });
   }
 
   /**
@@ -281,6 +273,11 @@ export class HttpRegistry implements RegistryClient {
       read(await this.transport.send({ ...req, method: 'GET', once: true })),
     );
   }
+}
+
+interface JsonPage<T> {
+  body: T;
+  next?: string;
 }
 
 async function readManifestBody(res: RegistryResponse, what: string): Promise<Uint8Array> {
