@@ -159,6 +159,9 @@ export class HttpRegistry implements RegistryClient {
       method: 'GET',
       url: `/v2/${repository}/blobs/${blob.digest}`,
       repository,
+      // A blob transfer has one retry loop, the copier's (it must start over after a break mid-body
+      // anyway); retrying here too would send attempts² requests to a registry that keeps failing.
+      once: true,
       expect: [200],
       kind: 'blob',
       what,

@@ -27,7 +27,10 @@ export interface RegistryClient {
   putManifest(repository: string, reference: string, manifest: Manifest): Promise<PutManifestResult>;
   deleteManifest(repository: string, digest: string): Promise<void>;
   hasBlob(repository: string, digest: string): Promise<boolean>;
-  /** A stream of the blob that fails if its bytes do not match the descriptor's size and digest. */
+  /**
+   * A stream of the blob that fails if its bytes do not match the descriptor's size and digest. Not
+   * retried here: the caller retries the whole transfer (a break mid-body needs a fresh start anyway).
+   */
   getBlob(repository: string, blob: Descriptor, onBytes?: (n: number) => void): Promise<Readable>;
   putBlob(repository: string, blob: Descriptor, open: BlobSource): Promise<void>;
   /** The OCI 1.1 referrers of a manifest; undefined when the registry has no referrers API. */
