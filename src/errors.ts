@@ -48,6 +48,15 @@ export class MirrorError extends Error {
   }
 }
 
+/** The image to copy is not (or no longer) at the source: for a mirror, nothing is left to do. */
+export class SourceNotFoundError extends MirrorError {
+  override name = 'SourceNotFoundError';
+
+  constructor(reference: string) {
+    super('NOT_FOUND', `source image ${reference} does not exist`);
+  }
+}
+
 /** True when retrying the same operation can reasonably succeed. */
 export function isRetryable(err: unknown): boolean {
   return err instanceof MirrorError && err.retryable;

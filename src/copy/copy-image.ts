@@ -1,5 +1,5 @@
 import { formatReference, manifestReference, type Reference, withDigest, withTag } from '../core/reference';
-import { MirrorError } from '../errors';
+import { MirrorError, SourceNotFoundError } from '../errors';
 import type { RegistryClient } from '../registry/registry';
 import { Copier, type CopierOptions } from './copier';
 import type { CopySummary } from './events';
@@ -36,7 +36,7 @@ export async function copyImage(
   if (digest === undefined) {
     const head = await source.headManifest(sourceRef.repository, manifestReference(sourceRef));
     if (!head) {
-      throw new MirrorError('NOT_FOUND', `source image ${formatReference(sourceRef)} does not exist`);
+      throw new SourceNotFoundError(formatReference(sourceRef));
     }
     digest = head.digest;
     mediaType = head.mediaType;

@@ -2,7 +2,7 @@ import { type Destination, repositoryInScope } from '../config/config';
 import { matchesFilter } from '../config/patterns';
 import { copyImage } from '../copy/copy-image';
 import type { Reference } from '../core/reference';
-import { MirrorError } from '../errors';
+import { MirrorError, SourceNotFoundError } from '../errors';
 import type { MirrorRecord } from '../status/schema';
 import type { FinishWrite } from '../status/store';
 import type { ImageAction } from './event';
@@ -145,7 +145,7 @@ async function mirrorTo(
     }
   } catch (err) {
     error = asMirrorError(err);
-    const sourceGone = error.code === 'NOT_FOUND' && /^source image/.test(error.message);
+    const sourceGone = err instanceof SourceNotFoundError;
     result = {
       ...base,
       destinationRepository,
