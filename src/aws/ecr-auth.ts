@@ -50,9 +50,13 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
     } catch (err) {
       // AWS_ERROR even for a refusal: the registry login failed, whatever the reason the SDK gives.
       const name = (err as { name?: string }).name ?? 'Error';
+      const hint =
+        name === 'CredentialsProviderError'
+          ? ' (ECR hosts need AWS credentials: environment variables, a profile (AWS_PROFILE) or a role)'
+          : '';
       throw new MirrorError(
         'AWS_ERROR',
-        `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${(err as Error).message}`,
+        `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${(err as Error).message}${hint}`,
         { retryable: isRetryableAwsError(err), cause: err },
       );
     }

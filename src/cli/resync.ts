@@ -4,8 +4,8 @@ import { parsePatternList } from '../config/patterns';
 import { MirrorError } from '../errors';
 import type { Difference, ResyncSummary } from '../resync/plan';
 import type { ResyncInput, ResyncResult } from '../resync/resync';
-
 import { DEFAULT_RESYNC_FUNCTION } from './defaults';
+import { cliRegion, withRegionHint } from './region';
 
 export interface ResyncCommandOptions {
   repositories?: string;
@@ -84,18 +84,15 @@ export function formatResync(summary: ResyncSummary, differences: readonly Diffe
 }
 
 export async function runResyncCommand(opts: ResyncCommandOptions, lambda?: LambdaClient): Promise<void> {
-  const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  const client = lambda ?? new LambdaClient(region ? { region } : {});
+  const client = lambda ?? new LambdaClient(cliRegion(opts.region));
   const input: ResyncInput = {
     ...(opts.repositories && { repositories: parsePatternList(opts.repositories) }),
     ...(opts.tags && { tags: parsePatternList(opts.tags) }),
     ...(opts.destinations && { destinations: parsePatternList(opts.destinations) }),
     dryRun: opts.dryRun === true,
   };
-  const { summary, differences } = await invokeResync(
-    client,
-    opts.function ?? DEFAULT_RESYNC_FUNCTION,
-    input,
+  const { summary, differences } = await withRegionHint(() =>
+    invokeResync(client, opts.function ?? DEFAULT_RESYNC_FUNCTION, input),
   );
   process.stdout.write(
     opts.json ? `${JSON.stringify({ summary, differences }, null, 2)}\n` : formatResync(summary, differences),

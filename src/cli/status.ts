@@ -6,6 +6,7 @@ import { MIRROR_STATUSES, type MirrorRecord, type MirrorStatus } from '../status
 import type { StatusStore } from '../status/store';
 import { DEFAULT_TABLE } from './defaults';
 import { parseDuration } from './duration';
+import { cliRegion, withRegionHint } from './region';
 import { renderTable, summaryLine } from './status-table';
 
 export interface StatusCommandOptions {
@@ -84,10 +85,11 @@ export async function queryStatus(
 
 export async function runStatus(target: string | undefined, opts: StatusCommandOptions): Promise<void> {
   const table = opts.table ?? process.env.STATUS_TABLE ?? DEFAULT_TABLE;
-  const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  const client = new DynamoDBClient(region ? { region } : {});
+  const client = new DynamoDBClient(cliRegion(opts.region));
   try {
-    const records = await queryStatus(new DynamoDbStatusStore(table, 30, client), target, opts);
+    const records = await withRegionHint(() =>
+      queryStatus(new DynamoDbStatusStore(table, 30, client), target, opts),
+    );
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
       return;

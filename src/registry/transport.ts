@@ -335,7 +335,12 @@ export function transportError(what: string, err: unknown): MirrorError {
   if (TIMEOUT_CODES.has(code)) {
     return new MirrorError('TIMEOUT', `${what}: timed out (${code})`, { retryable: true, cause: err });
   }
-  const message = err instanceof Error ? err.message : String(err);
+  let message = err instanceof Error ? err.message : String(err);
+  if (/wrong version number|WRONG_VERSION_NUMBER/i.test(message)) {
+    // OpenSSL's words for "the other side does not speak TLS": a plain-HTTP registry.
+    message =
+      'TLS handshake failed: the registry answers in plain HTTP (use --insecure, or an http:// endpoint)';
+  }
   return new MirrorError('NETWORK', `${what}: ${code ? `${code} ` : ''}${message}`, {
     retryable: true,
     cause: err,
