@@ -54,8 +54,3 @@ export function parseDescriptor(value: unknown, where: string): Descriptor {
 export function isForeign(descriptor: Descriptor): boolean {
   return (descriptor.urls?.length ?? 0) > 0;
 }
-
-export function formatPlatform(p: Platform | undefined): string | undefined {
-  if (!p) return undefined;
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}

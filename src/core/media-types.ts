@@ -28,10 +28,6 @@ export function manifestKind(mediaType: string): ManifestKind | undefined {
   return KINDS[mediaType];
 }
 
-export function isIndexMediaType(mediaType: string): boolean {
-  return KINDS[mediaType] === 'index';
-}
-
 /** Strips parameters (`; charset=utf-8`) that some registries add to `Content-Type`. */
 export function normalizeMediaType(value: string | undefined | null): string | undefined {
   if (!value) return undefined;

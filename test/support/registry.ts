@@ -3,7 +3,6 @@ import {
   LOCAL_PASSWORD,
   LOCAL_USER,
   type RegistryServer,
-  registryInstalled,
   startRegistryServer,
 } from '../../src/local/registry-server';
 
@@ -24,7 +23,6 @@ export interface RegistryOptions {
 }
 
 export { freePort };
-export const registryAvailable = registryInstalled;
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
   const server = await startRegistryServer(options);
