@@ -6,6 +6,7 @@ import { staticCredentials } from '../../src/registry/auth';
 import { HttpRegistry } from '../../src/registry/http-registry';
 import { openRegistry } from '../../src/registry/open';
 import { getManifest, pushImage } from '../support/content';
+import { failure } from '../support/failure';
 import { startRegistry, TEST_CREDS, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
 
 const HOST = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
@@ -33,16 +34,6 @@ function answer(decoded: string, expiresAt: number) {
 
 function awsError(name: string, fault: 'client' | 'server', message: string): ECRServiceException {
   return new ECRServiceException({ name, $fault: fault, $metadata: { httpStatusCode: 400 }, message });
-}
-
-async function failure(promise: Promise<unknown>): Promise<MirrorError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MirrorError);
-    return err as MirrorError;
-  }
-  throw new Error('expected a failure');
 }
 
 describe('ecrCredentials', () => {

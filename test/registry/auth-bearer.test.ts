@@ -1,10 +1,10 @@
 import { copyImage } from '../../src/copy/copy-image';
 import { parseReference } from '../../src/core/reference';
-import { MirrorError } from '../../src/errors';
 import { openRegistry } from '../../src/registry/open';
 import type { RegistryClient } from '../../src/registry/registry';
 import type { RetryPolicy } from '../../src/registry/retry';
 import { type BuiltImage, getBlob, getManifest, pushImage, pushIndex, sha256 } from '../support/content';
+import { failure } from '../support/failure';
 import {
   freePort,
   startRegistry,
@@ -71,16 +71,6 @@ async function expectSameImage(
       expect(sha256(bytes)).toBe(blob.digest);
     }
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<MirrorError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MirrorError);
-    return err as MirrorError;
-  }
-  throw new Error('expected a failure');
 }
 
 test('the token registry is honest: it refuses no token, a token for another repository, and a forged one', async () => {
