@@ -1,15 +1,17 @@
 import { getManifest, pushImage } from '../support/content';
+import { startEcrApi } from '../support/ecr-api';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
 import { ensureBuilt, runBuilt } from '../support/run-built';
 
 const CREDS = `${TEST_USER}:${TEST_PASSWORD}`;
 
-const run = (args: string[], env: Record<string, string> = {}) => runBuilt('dist/cli.js', args, env);
+const run = (args: string[], env: Record<string, string> = {}) =>
+  runBuilt('dist/cli/ecr-mirror.mjs', args, env);
 
 let a: TestRegistry;
 let b: TestRegistry;
 beforeAll(async () => {
-  ensureBuilt('dist/cli.js');
+  ensureBuilt('dist/cli/ecr-mirror.mjs');
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
 });
 afterAll(async () => {
@@ -41,6 +43,40 @@ test('copy prints a summary, then --json on the up-to-date re-run', async () => 
   const summary = JSON.parse(again.stdout);
   expect(summary).toMatchObject({ digest: img.manifest.digest, upToDate: true, blobs: { copied: 0 } });
   expect(summary.requests.destination).toBe(1);
+});
+
+test('an ECR source logs in with GetAuthorizationToken (the SDK chunk loads on demand)', async () => {
+  const ecrApi = await startEcrApi();
+  try {
+    const img = await pushImage(a, 'team/api', 'v2', { layers: [10_000] });
+    // The source is a real registry behind an ECR hostname; its login goes through the SDK.
+    const ecrHost = '111111111111.dkr.ecr.us-east-1.amazonaws.com';
+    const r = await run(
+      [
+        'copy',
+        '--json',
+        '--dest-creds',
+        CREDS,
+        '--insecure',
+        `${ecrHost}/team/api:v2`,
+        `${b.host}/from-ecr/api`,
+      ],
+      {
+        REGISTRY_ENDPOINTS: JSON.stringify({ [ecrHost]: a.url }),
+        AWS_ENDPOINT_URL_ECR: ecrApi.url,
+        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'secret-example',
+        AWS_REGION: 'us-east-1',
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ digest: img.manifest.digest, blobs: { copied: 2 } });
+    expect(ecrApi.calls).toEqual(['AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken']);
+    expect((await getManifest(b, 'from-ecr/api', 'v2')).digest).toBe(img.manifest.digest);
+  } finally {
+    await ecrApi.stop();
+  }
 });
 
 test.each([
