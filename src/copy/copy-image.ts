@@ -1,9 +1,12 @@
+import type { Descriptor } from '../core/descriptor';
+import type { Manifest } from '../core/manifest';
 import { formatReference, manifestReference, type Reference, withDigest, withTag } from '../core/reference';
 import { MirrorError, SourceNotFoundError } from '../errors';
+import { RegistryError } from '../registry/errors';
 import type { RegistryClient } from '../registry/registry';
 import { Copier, type CopierOptions } from './copier';
 import type { CopySummary } from './events';
-import { copyReferrers } from './referrers';
+import { copyReferrers, findReferrers } from './referrers';
 
 export interface CopyImageOptions extends CopierOptions {
   /** Copy signatures, SBOMs and attestations with the image (default true). */
@@ -30,45 +33,43 @@ export async function copyImage(
   const sourceBefore = total(source.counts);
   const destinationBefore = total(destination.counts);
 
-  // Resolve the source once; from here on everything is by digest, so a tag moving mid-copy changes nothing.
-  let digest = sourceRef.digest;
-  let mediaType: string | undefined;
-  if (digest === undefined) {
-    const head = await source.headManifest(sourceRef.repository, manifestReference(sourceRef));
-    if (!head) {
-      throw new SourceNotFoundError(formatReference(sourceRef));
-    }
-    digest = head.digest;
-    mediaType = head.mediaType;
-  }
+  // A destination without tag or digest takes the source's tag. Every reference has a tag or a
+  // digest, so what to ask the destination for is known before the source answers.
+  const tag = destinationRef.tag ?? (destinationRef.digest === undefined ? sourceRef.tag : undefined);
+  const target = tag ?? destinationRef.digest ?? (sourceRef.digest as string);
+  const withReferrers = options.referrers !== false;
+
+  // One round trip resolves the source and asks the destination whether it is up to date. With
+  // referrers on, the source manifest is needed either way (its children's referrers), so it is
+  // fetched whole at once. From here on everything goes by digest: a tag moving mid-copy changes nothing.
+  const [existing, fetched, head] = await Promise.all([
+    destination.headManifest(destinationRef.repository, target),
+    withReferrers ? fetchSourceManifest(source, sourceRef) : undefined,
+    !withReferrers && sourceRef.digest === undefined ? resolveSource(source, sourceRef) : undefined,
+  ]);
+  const digest = sourceRef.digest ?? fetched?.digest ?? (head?.digest as string);
   if (destinationRef.digest !== undefined && destinationRef.digest !== digest) {
     throw new MirrorError(
       'INVALID_ARGUMENT',
       `destination names digest ${destinationRef.digest} but the source is ${digest}`,
     );
   }
-  // A destination without tag or digest takes the source's tag.
-  const tag = destinationRef.tag ?? (destinationRef.digest === undefined ? sourceRef.tag : undefined);
-  const target = tag ?? digest;
-
-  const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
-  // With referrers on, the source manifest is needed either way (its children's referrers): ask for it
-  // while the destination is asked whether it is already up to date, saving a round trip.
-  const [existing, early] = await Promise.all([
-    destination.headManifest(destinationRef.repository, target),
-    options.referrers !== false ? source.getManifest(sourceRef.repository, digest) : undefined,
-  ]);
   const upToDate = existing?.digest === digest;
 
+  const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
+  let mediaType = head?.mediaType;
   let childDigests: string[] = [];
-  const manifest = early ?? (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest));
+  const manifest = fetched ?? (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest));
   if (manifest) {
     mediaType = manifest.mediaType;
     childDigests = manifest.manifests.map((d) => d.digest);
-    if (!upToDate) await copier.copyManifest(manifest, target);
   }
-
-  const referrers = options.referrers === false ? 0 : await copyReferrers(copier, [digest, ...childDigests]);
+  // Referrers are looked up while the blobs move, and copied once their subject is in place.
+  const subjects = [digest, ...childDigests];
+  const found = withReferrers ? findReferrers(source, sourceRef.repository, subjects) : undefined;
+  found?.catch(() => undefined); // awaited below; a failed image copy reports its own error first
+  if (manifest && !upToDate) await copier.copyManifest(manifest, target);
+  const referrers = found ? await copyReferrers(copier, subjects, await found) : 0;
 
   const s = copier.stats;
   return {
@@ -87,4 +88,20 @@ export async function copyImage(
       destination: total(destination.counts) - destinationBefore,
     },
   };
+}
+
+async function fetchSourceManifest(source: RegistryClient, ref: Reference): Promise<Manifest> {
+  try {
+    return await source.getManifest(ref.repository, manifestReference(ref));
+  } catch (err) {
+    if (err instanceof RegistryError && err.status === 404)
+      throw new SourceNotFoundError(formatReference(ref));
+    throw err;
+  }
+}
+
+async function resolveSource(source: RegistryClient, ref: Reference): Promise<Descriptor> {
+  const head = await source.headManifest(ref.repository, manifestReference(ref));
+  if (!head) throw new SourceNotFoundError(formatReference(ref));
+  return head;
 }

@@ -2,45 +2,79 @@ import type { Descriptor } from '../core/descriptor';
 import { type Manifest, parseManifest } from '../core/manifest';
 import { MediaType } from '../core/media-types';
 import { cosignTags, fallbackTag } from '../core/referrers';
+import type { RegistryClient } from '../registry/registry';
 import type { Copier } from './copier';
 
 /** Signatures of signatures, attestations of SBOMs: followed this deep, then no further. */
 const MAX_DEPTH = 3;
 
-/**
- * Copies what refers to the given manifests: OCI 1.1 referrers (API where the source has it), the
- * tag-schema fallback index `sha256-<hex>`, and cosign's `.sig`, `.att` and `.sbom` tags. Returns how
- * many referrer manifests and tags it found at the source.
- */
-export async function copyReferrers(copier: Copier, subjects: readonly string[], depth = 0): Promise<number> {
-  if (depth >= MAX_DEPTH) return 0;
-  const counts = await Promise.all(subjects.map((subject) => copyReferrersOf(copier, subject, depth)));
-  return counts.reduce((a, b) => a + b, 0);
+/** What refers to one manifest at the source: the referrers API's list and the referrer tags. */
+export interface FoundReferrers {
+  subject: string;
+  /** From the OCI 1.1 referrers API; empty when the source has none or lacks the API. */
+  listed: Descriptor[];
+  /** The fallback index `sha256-<hex>` and cosign's `.sig`, `.att` and `.sbom` tags that exist. */
+  tags: { tag: string; descriptor: Descriptor }[];
 }
 
-async function copyReferrersOf(copier: Copier, subject: string, depth: number): Promise<number> {
-  const { source, sourceRepository } = copier;
+/**
+ * Asks the source what refers to the given manifests. It reads the source only, so a copy starts it
+ * with the blobs and spends no time on it at the end.
+ */
+export function findReferrers(
+  source: RegistryClient,
+  repository: string,
+  subjects: readonly string[],
+): Promise<FoundReferrers[]> {
+  return Promise.all(subjects.map((subject) => findReferrersOf(source, repository, subject)));
+}
+
+async function findReferrersOf(
+  source: RegistryClient,
+  repository: string,
+  subject: string,
+): Promise<FoundReferrers> {
   const [fromApi, ...tagged] = await Promise.all([
-    source.referrers(sourceRepository, subject),
+    source.referrers(repository, subject),
     ...[fallbackTag(subject), ...cosignTags(subject)].map(async (tag) => {
-      const found = await source.headManifest(sourceRepository, tag);
+      const found = await source.headManifest(repository, tag);
       return found ? { tag, descriptor: found } : undefined;
     }),
   ]);
   const tags = tagged.filter((t): t is { tag: string; descriptor: Descriptor } => t !== undefined);
+  return { subject, listed: fromApi ?? [], tags };
+}
 
+/**
+ * Copies what refers to the given manifests: OCI 1.1 referrers (API where the source has it), the
+ * tag-schema fallback index `sha256-<hex>`, and cosign's `.sig`, `.att` and `.sbom` tags. Returns how
+ * many referrer manifests and tags it found at the source. `found` is what findReferrers already
+ * learnt of these subjects, if anything.
+ */
+export async function copyReferrers(
+  copier: Copier,
+  subjects: readonly string[],
+  found?: readonly FoundReferrers[],
+  depth = 0,
+): Promise<number> {
+  if (depth >= MAX_DEPTH) return 0;
+  const all = found ?? (await findReferrers(copier.source, copier.sourceRepository, subjects));
+  const counts = await Promise.all(all.map((f) => copyFound(copier, f, depth)));
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+async function copyFound(
+  copier: Copier,
+  { subject, listed, tags }: FoundReferrers,
+  depth: number,
+): Promise<number> {
   // Tags first, byte for byte (the fallback index among them), so the API merge below sees them.
   for (const { tag, descriptor } of tags) await copyTag(copier, tag, descriptor);
-
-  let found = tags.length;
-  const listed = fromApi ?? [];
-  if (listed.length > 0) {
-    found += listed.length;
-    await copyListedReferrers(copier, subject, listed);
-  }
+  if (listed.length > 0) await copyListedReferrers(copier, subject, listed);
   // Referrers of referrers (a signed SBOM) are followed through the API only, to bound the requests.
   const nested = listed.map((d) => d.digest);
-  return found + (nested.length > 0 ? await copyReferrers(copier, nested, depth + 1) : 0);
+  const deeper = nested.length > 0 ? await copyReferrers(copier, nested, undefined, depth + 1) : 0;
+  return tags.length + listed.length + deeper;
 }
 
 async function copyTag(copier: Copier, tag: string, descriptor: Descriptor): Promise<void> {

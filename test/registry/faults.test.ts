@@ -222,6 +222,30 @@ describe('throttling and server errors', () => {
 });
 
 describe('broken bodies', () => {
+  test('the source blob breaks while the destination is still opening the upload: retried, copied', async () => {
+    const repo = 'broken-early';
+    const img = await pushImage(a, repo, 'v1', { layers: [1 * MiB] });
+    const layer = img.layers[0]!;
+    const source = await proxyFor(a);
+    const destination = await proxyFor(b);
+    source.fault({
+      method: 'GET',
+      path: blobPath(repo, layer.digest),
+      times: 1,
+      action: { type: 'reset', afterBytes: 1000 },
+    });
+    // The download starts with the upload session, so the break arrives before anything reads it.
+    destination.fault({ method: 'POST', path: uploadsPath(repo), action: { type: 'delay', ms: 300 } });
+
+    await copy(client(source.host), client(destination.host), repo);
+
+    const gets = source.seen('GET', blobPath(repo, layer.digest));
+    expect(gets.map((r) => r.status)).toEqual([200, 200]);
+    const firstPost = destination.seen('POST', uploadsPath(repo))[0]!;
+    expect(gets[0]!.at - firstPost.at).toBeLessThan(300);
+    await expectIdentical(img, repo);
+  });
+
   test.each([
     ['reset', 'connection reset mid-blob'],
     ['truncate', 'body truncated before its Content-Length'],
@@ -549,7 +573,9 @@ describe('faults that outlast the retries', () => {
     const repo = 'always-stall';
     await pushImage(a, repo, 'v1', { layers: [1000] });
     const proxy = await proxyFor(a);
-    proxy.fault({ method: 'HEAD', path: manifestPath(repo), action: { type: 'stall' } });
+    for (const method of ['HEAD', 'GET']) {
+      proxy.fault({ method, path: manifestPath(repo), action: { type: 'stall' } });
+    }
 
     const retry = { ...FAST_RETRY, attempts: 2 };
     const source = client(proxy.host, { retry, timeouts: { headersMs: 200 } });
@@ -557,7 +583,9 @@ describe('faults that outlast the retries', () => {
 
     expect(err.code).toBe('TIMEOUT');
     expect(err.retryable).toBe(true);
-    expect(proxy.seen('HEAD', manifestPath(repo))).toHaveLength(retry.attempts);
+    // The copy resolves the tag with one GET (referrers need the manifest anyway), tried twice.
+    expect(proxy.seen('GET', manifestPath(repo))).toHaveLength(retry.attempts);
+    expect(proxy.seen('HEAD', manifestPath(repo))).toHaveLength(0);
   });
 
   test('every blob GET resets mid-body: NETWORK error, no credential shown, nothing tagged', async () => {

@@ -42,6 +42,8 @@ export type FaultAction =
   | { type: 'redirect' }
   /** Reads the request and never answers. */
   | { type: 'stall' }
+  /** Forwards after `ms` milliseconds (a registry slow to answer). */
+  | { type: 'delay'; ms: number }
   /** Forwards, and changes the status when the registry answered `from`. */
   | { type: 'rewriteStatus'; from: number; to: number };
 
@@ -155,7 +157,7 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       return;
     }
 
-    forward(req, res, { path: seen.path, headers: req.headers }, (upRes) => {
+    const onAnswer = (upRes: IncomingMessage): void => {
       const status = upRes.statusCode ?? 502;
       const rewrite = action?.type === 'rewriteStatus' && status === action.from;
       answer(rewrite ? action.to : status, upRes.headers);
@@ -191,7 +193,10 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       // A destroyed response can still emit 'end' when its last chunk was the one cut.
       upRes.on('end', () => cut || res.end());
       upRes.on('error', () => cut || res.destroy());
-    });
+    };
+    const send = (): void => forward(req, res, { path: seen.path, headers: req.headers }, onAnswer);
+    if (action?.type === 'delay') setTimeout(send, action.ms);
+    else send();
   };
 
   /** The redirect target: records what it received, then serves the blob with the registry's credentials. */
