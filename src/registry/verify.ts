@@ -4,7 +4,8 @@ import type { Descriptor } from '../core/descriptor';
 import { parseDigest } from '../core/digest';
 import { MirrorError } from '../errors';
 
-const COALESCE_BYTES = 256 * 1024;
+/** Bytes gathered before they are passed on together (see `pump` in http.ts). */
+const BATCH_BYTES = 256 * 1024;
 
 /**
  * Passes a blob's bytes through while hashing them, and fails the stream when they do not match the
@@ -15,7 +16,7 @@ export class VerifyingStream extends Transform {
   private readonly hash: Hash;
   private readonly expected: string;
   private received = 0;
-  /** Bytes not yet passed on: small network reads are gathered into larger writes. */
+  /** Bytes not yet passed on: network reads are passed on in batches, for fewer and larger writes. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
@@ -42,17 +43,16 @@ export class VerifyingStream extends Transform {
     }
     this.hash.update(chunk);
     this.onBytes?.(chunk.length);
-    // Pass bytes on in runs of at least COALESCE_BYTES (fewer, larger socket writes), always keeping the
-    // latest chunk back: the end of the blob leaves only after the digest has been checked.
+    // Pass bytes on in batches of at least BATCH_BYTES, pushed in one go (not copied together: the
+    // upload writes a batch with one writev), always keeping the latest chunk back: the end of the
+    // blob leaves only after the digest has been checked.
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= 2 * COALESCE_BYTES) {
+    if (this.pendingBytes >= 2 * BATCH_BYTES) {
       const last = this.pending.pop()!;
-      const out = Buffer.concat(this.pending, this.pendingBytes - last.length);
+      for (const part of this.pending) this.push(part);
       this.pending = [last];
       this.pendingBytes = last.length;
-      done(null, out);
-      return;
     }
     done();
   }
