@@ -15,7 +15,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CopySummary } from '../src/copy/events';
@@ -27,9 +27,8 @@ import { BenchRegistry } from './registry';
 import { seedImage } from './seed';
 
 const ROOT = resolve(__dirname, '..');
-const BUILT_CLI_DIR = join(ROOT, 'dist', 'cli');
-const BUILT_CLI = join(BUILT_CLI_DIR, 'ecr-mirror.mjs');
-/** The copy of dist/cli/ecr-mirror.mjs that every run uses (set in main), so a rebuild mid-bench changes nothing. */
+const BUILT_CLI = join(ROOT, 'dist', 'cli.js');
+/** The copy of dist/cli.js that every run uses (set in main), so a rebuild mid-bench changes nothing. */
 let CLI = BUILT_CLI;
 const SKOPEO = process.env.SKOPEO_BIN ?? '/usr/bin/skopeo';
 const CREDS = `${TEST_USER}:${TEST_PASSWORD}`;
@@ -128,30 +127,29 @@ function newestMtime(path: string): number {
 }
 
 /**
- * Copies the self-contained dist/cli (entry and chunks) into the bench's directory and checks that
- * the copy runs: whoever rebuilds dist while the bench runs (a test run in the same tree) cannot
- * change what it times.
+ * Copies the self-contained dist/cli.js into the bench's directory and checks that the copy runs:
+ * whoever rebuilds dist while the bench runs (a test run in the same tree) cannot change what it times.
  */
 async function snapshotCli(dir: string): Promise<string> {
-  const snapshotDir = join(dir, 'cli');
-  const snapshot = join(snapshotDir, 'ecr-mirror.mjs');
+  const snapshot = join(dir, 'cli.js');
   for (let attempt = 1; ; attempt++) {
-    await rm(snapshotDir, { recursive: true, force: true });
-    await cp(BUILT_CLI_DIR, snapshotDir, { recursive: true });
+    await copyFile(BUILT_CLI, snapshot);
     if (spawnSync(process.execPath, [snapshot, '--version']).status === 0) return snapshot;
-    if (attempt === 3) throw new Error('dist/cli does not run (a build in progress?)');
+    if (attempt === 3) throw new Error('dist/cli.js does not run (a build in progress?)');
     await new Promise((r) => setTimeout(r, 2000));
     ensureBuilt();
   }
 }
 
-/** Builds dist/cli with `npm run build` when it is missing or older than what it is built from. */
+/** Builds dist/cli.js with `npm run build` when it is missing or older than what it is built from. */
 function ensureBuilt(): void {
   const inputs = [join(ROOT, 'src'), join(ROOT, 'scripts', 'build.mjs'), join(ROOT, 'package-lock.json')];
   const newestInput = Math.max(...inputs.filter((p) => existsSync(p)).map(newestMtime));
   if (existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs >= newestInput) return;
   log(
-    existsSync(BUILT_CLI) ? 'dist/cli is older than src: npm run build' : 'dist/cli missing: npm run build',
+    existsSync(BUILT_CLI)
+      ? 'dist/cli.js is older than src: npm run build'
+      : 'dist/cli.js missing: npm run build',
   );
   const built = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (built.status !== 0) throw new Error('npm run build failed');

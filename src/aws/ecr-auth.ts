@@ -40,7 +40,7 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
     let out: GetAuthorizationTokenCommandOutput;
     try {
       // Loaded on first use: `ecr-mirror copy` between other registries never pays for the SDK.
-      const sdk = await import('./ecr-sdk');
+      const sdk = await import('@aws-sdk/client-ecr');
       client ??= new sdk.ECRClient({
         region: registry.region,
         ...(options.awsCredentials && { credentials: options.awsCredentials }),

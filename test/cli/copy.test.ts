@@ -5,13 +5,12 @@ import { ensureBuilt, runBuilt } from '../support/run-built';
 
 const CREDS = `${TEST_USER}:${TEST_PASSWORD}`;
 
-const run = (args: string[], env: Record<string, string> = {}) =>
-  runBuilt('dist/cli/ecr-mirror.mjs', args, env);
+const run = (args: string[], env: Record<string, string> = {}) => runBuilt('dist/cli.js', args, env);
 
 let a: TestRegistry;
 let b: TestRegistry;
 beforeAll(async () => {
-  ensureBuilt('dist/cli/ecr-mirror.mjs');
+  ensureBuilt('dist/cli.js');
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
 });
 afterAll(async () => {

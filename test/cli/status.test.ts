@@ -44,7 +44,7 @@ function record(
 }
 
 beforeAll(async () => {
-  ensureBuilt('dist/cli/ecr-mirror.mjs');
+  ensureBuilt('dist/cli.js');
   dynamo = await startStatusTable(TABLE);
   store = new DynamoDbStatusStore(TABLE, 30, dynamo.client);
   await record('team/api', 'v1', 'prod-eu', 'succeeded', 5);
@@ -117,7 +117,7 @@ test('table and summary line', async () => {
 });
 
 const run = (args: string[]) =>
-  runBuilt('dist/cli/ecr-mirror.mjs', args, {
+  runBuilt('dist/cli.js', args, {
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'test',

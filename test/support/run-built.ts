@@ -17,7 +17,7 @@ export function ensureBuilt(file: string): string {
   return path;
 }
 
-/** Runs a built script (dist/cli/ecr-mirror.mjs, dist/local.js) as users do, and collects its output. */
+/** Runs a built script (dist/cli.js, dist/local.js) as users do, and collects its output. */
 export function runBuilt(file: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(ROOT, file), ...args], {
