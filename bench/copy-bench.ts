@@ -64,6 +64,28 @@ const SWEEP_LEVELS = listEnv('BENCH_SWEEP_LEVELS', [1, 2, 4, 6, 8, 12]);
 const SWEEP_RUNS = intEnv('BENCH_SWEEP_RUNS', 3);
 const STRICT = process.env.BENCH_STRICT === '1';
 const EXTRA_CLI_ARGS = (process.env.BENCH_CLI_ARGS ?? '').split(/\s+/).filter(Boolean);
+const KEEP_ENV = process.env.BENCH_KEEP_ENV === '1';
+
+/**
+ * The environment both tools run in. NODE_EXTRA_CA_CERTS is left out (BENCH_KEEP_ENV=1 keeps it):
+ * Node.js parses that bundle at every start, before any code of ours runs, and neither tool needs
+ * it for copies over loopback HTTP. Some machines set it to a whole system bundle; the bench says
+ * what it costs there (startupCost below).
+ */
+const TOOL_ENV: NodeJS.ProcessEnv = KEEP_ENV
+  ? process.env
+  : Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+
+/** Median wall milliseconds of `node -e 0` in an environment: the floor of any Node.js command. */
+function nodeStartMs(env: NodeJS.ProcessEnv, runs = 7): number {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    spawnSync(process.execPath, ['-e', '0'], { env });
+    times.push(performance.now() - t0);
+  }
+  return Math.round(median(times));
+}
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -127,7 +149,8 @@ function newestMtime(path: string): number {
 }
 
 /**
- * Copies the self-contained dist/cli.js into the bench's directory and checks that the copy runs:
+ * Copies dist/cli.js into the bench's directory and checks that the copy runs (between plain
+ * registries it needs nothing else; the AWS SDK it requires for ECR never loads here):
  * whoever rebuilds dist while the bench runs (a test run in the same tree) cannot change what it times.
  */
 async function snapshotCli(dir: string): Promise<string> {
@@ -242,7 +265,11 @@ async function copyOnce(
   const markA = t.a.mark();
   const markB = t.b.mark();
   const registryCpu = t.a.cpuSeconds() + t.b.cpuSeconds();
-  const runOptions = { timeFile: join(workDir!, 'time.out'), ...(options.rss && { rss: true }) };
+  const runOptions = {
+    timeFile: join(workDir!, 'time.out'),
+    env: TOOL_ENV,
+    ...(options.rss && { rss: true }),
+  };
   const result: RunResult =
     tool === 'ecr-mirror'
       ? await runCommand(process.execPath, ecrMirrorArgs(t, options.extra), runOptions)
@@ -345,6 +372,18 @@ async function main(): Promise<void> {
   );
   if (loadBefore.load1 > 0.5) {
     log('  warning: the machine is busy with other work; wall times will scatter (CPU seconds less so)');
+  }
+  const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+  const startup = {
+    nodeStartMs: nodeStartMs(TOOL_ENV),
+    ...(extraCa !== undefined && { withExtraCaCertsMs: nodeStartMs(process.env) }),
+  };
+  log(`  Node.js start-up (node -e 0) in the tools' environment: ${startup.nodeStartMs} ms`);
+  if (extraCa !== undefined) {
+    log(
+      `  NODE_EXTRA_CA_CERTS is set (${extraCa}): with it, every Node.js start takes ` +
+        `${startup.withExtraCaCertsMs} ms. ${KEEP_ENV ? 'Kept (BENCH_KEEP_ENV=1).' : 'Both tools run without it (BENCH_KEEP_ENV=1 keeps it).'}`,
+    );
   }
 
   const htpasswd = join(workDir, 'htpasswd');
@@ -551,6 +590,8 @@ async function main(): Promise<void> {
       skopeo: toolVersion(SKOPEO),
       loadBefore: loadBefore.load1,
       loadAfter: loadAfter.load1,
+      ...startup,
+      nodeExtraCaCerts: extraCa === undefined ? 'unset' : KEEP_ENV ? 'kept' : 'removed',
     },
     image: { layersMiB: LAYERS_MB, bytes: image.bytes },
     runs: RUNS,
