@@ -116,7 +116,11 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): Manifest
   };
 }
 
-/** The blobs a copy must move: distinct by digest, foreign layers left out. */
+/**
+ * The blobs a copy must move: distinct by digest, foreign layers left out, largest first. Transfers
+ * start in this order under the concurrency limit, so the blob left waiting for a slot is a small
+ * one, not a large layer that would then finish last.
+ */
 export function blobsToCopy(manifest: Manifest): Descriptor[] {
   const seen = new Set<string>();
   const out: Descriptor[] = [];
@@ -125,5 +129,5 @@ export function blobsToCopy(manifest: Manifest): Descriptor[] {
     seen.add(blob.digest);
     out.push(blob);
   }
-  return out;
+  return out.sort((a, b) => b.size - a.size);
 }

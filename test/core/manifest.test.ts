@@ -28,6 +28,10 @@ describe('parseManifest', () => {
     const copied = blobsToCopy(m);
     expect(copied).toHaveLength(3);
     expect(copied.some(isForeign)).toBe(false);
+    // Largest first: the transfer that waits for a free slot is the shortest.
+    const sizes = copied.map((b) => b.size);
+    expect(sizes).toEqual([...sizes].sort((x, y) => y - x));
+    expect(new Set(sizes).size).toBeGreaterThan(1);
   });
 
   test('OCI index with platforms', () => {
