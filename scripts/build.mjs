@@ -1,5 +1,6 @@
-// Bundles the CLI and the Lambda handlers with esbuild: one self-contained file each,
-// so `npx ecr-mirror` needs no TypeScript at run time and Lambda packages stay small.
+// Bundles the CLI and the Lambda handlers with esbuild, one file each, so `npx ecr-mirror` needs no
+// TypeScript at run time and Lambda packages stay small. The Lambda bundles are self-contained; the
+// CLI leaves the AWS SDK to node_modules (see below).
 
 import { existsSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
