@@ -3,7 +3,7 @@
  * the cost of a re-copy, and (BENCH_SWEEP=1) a blob-concurrency sweep. Loopback only.
  *
  * Environment:
- *   BENCH_RUNS=5            timed copies per tool (alternating, destination emptied before each)
+ *   BENCH_RUNS=7            timed copies per tool (alternating, destination emptied before each)
  *   BENCH_LAYERS_MB=…       layer sizes of the test image, default 40,32,24,16,8,8 (128 MiB)
  *   BENCH_BIG_MB=512        size of the single layer for the memory test
  *   BENCH_RSS_RUNS=3        ecr-mirror copies of that layer (the highest peak RSS counts)
@@ -55,7 +55,7 @@ function listEnv(name: string, fallback: number[]): number[] {
   return list;
 }
 
-const RUNS = intEnv('BENCH_RUNS', 5);
+const RUNS = intEnv('BENCH_RUNS', 7);
 const LAYERS_MB = listEnv('BENCH_LAYERS_MB', [40, 32, 24, 16, 8, 8]);
 const BIG_MB = intEnv('BENCH_BIG_MB', 512);
 const RSS_RUNS = intEnv('BENCH_RSS_RUNS', 3);
