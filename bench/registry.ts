@@ -8,7 +8,7 @@ import {
   registryConfig,
   waitUntilServing,
 } from '../src/local/registry-server';
-import { freePort, TEST_PASSWORD, TEST_USER } from '../test/support/registry';
+import { freePort, TEST_TOKEN } from '../test/support/registry';
 
 const BINARY = REGISTRY_BINARY;
 
@@ -21,7 +21,7 @@ const BINARY = REGISTRY_BINARY;
 export class BenchRegistry {
   readonly host: string;
   readonly url: string;
-  readonly authorization = `Basic ${Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64')}`;
+  readonly authorization = `Basic ${TEST_TOKEN}`;
   /** One line per request the registry served (combined log format), since the bench started. */
   readonly accessLog: string[] = [];
   private child: ChildProcess | undefined;

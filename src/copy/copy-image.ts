@@ -1,4 +1,3 @@
-import type { Descriptor } from '../core/descriptor';
 import type { Manifest } from '../core/manifest';
 import { formatReference, manifestReference, type Reference, withDigest, withTag } from '../core/reference';
 import { MirrorError, SourceNotFoundError } from '../errors';
@@ -42,12 +41,11 @@ export async function copyImage(
   // One round trip resolves the source and asks the destination whether it is up to date. With
   // referrers on, the source manifest is needed either way (its children's referrers), so it is
   // fetched whole at once. From here on everything goes by digest: a tag moving mid-copy changes nothing.
-  const [existing, fetched, head] = await Promise.all([
+  const [existing, resolved] = await Promise.all([
     destination.headManifest(destinationRef.repository, target),
-    withReferrers ? fetchSourceManifest(source, sourceRef) : undefined,
-    !withReferrers && sourceRef.digest === undefined ? resolveSource(source, sourceRef) : undefined,
+    resolveSource(source, sourceRef, withReferrers),
   ]);
-  const digest = sourceRef.digest ?? fetched?.digest ?? (head?.digest as string);
+  const { digest } = resolved;
   if (destinationRef.digest !== undefined && destinationRef.digest !== digest) {
     throw new MirrorError(
       'INVALID_ARGUMENT',
@@ -57,9 +55,10 @@ export async function copyImage(
   const upToDate = existing?.digest === digest;
 
   const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
-  let mediaType = head?.mediaType;
+  let mediaType = resolved.mediaType;
   let childDigests: string[] = [];
-  const manifest = fetched ?? (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest));
+  const manifest =
+    resolved.manifest ?? (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest));
   if (manifest) {
     mediaType = manifest.mediaType;
     childDigests = manifest.manifests.map((d) => d.digest);
@@ -90,18 +89,32 @@ export async function copyImage(
   };
 }
 
-async function fetchSourceManifest(source: RegistryClient, ref: Reference): Promise<Manifest> {
-  try {
-    return await source.getManifest(ref.repository, manifestReference(ref));
-  } catch (err) {
-    if (err instanceof RegistryError && err.status === 404)
-      throw new SourceNotFoundError(formatReference(ref));
-    throw err;
-  }
+interface ResolvedSource {
+  digest: string;
+  mediaType?: string;
+  /** Fetched when asked for (referrers need it whatever the destination holds). */
+  manifest?: Manifest;
 }
 
-async function resolveSource(source: RegistryClient, ref: Reference): Promise<Descriptor> {
+/** The source's digest, with its manifest when `fetch` is set; a missing image is SourceNotFoundError. */
+async function resolveSource(
+  source: RegistryClient,
+  ref: Reference,
+  fetch: boolean,
+): Promise<ResolvedSource> {
+  if (fetch) {
+    let manifest: Manifest;
+    try {
+      manifest = await source.getManifest(ref.repository, manifestReference(ref));
+    } catch (err) {
+      if (err instanceof RegistryError && err.status === 404)
+        throw new SourceNotFoundError(formatReference(ref));
+      throw err;
+    }
+    return { digest: ref.digest ?? manifest.digest, mediaType: manifest.mediaType, manifest };
+  }
+  if (ref.digest !== undefined) return { digest: ref.digest };
   const head = await source.headManifest(ref.repository, manifestReference(ref));
   if (!head) throw new SourceNotFoundError(formatReference(ref));
-  return head;
+  return { digest: head.digest, mediaType: head.mediaType };
 }

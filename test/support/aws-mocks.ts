@@ -1,14 +1,14 @@
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
-import { TEST_PASSWORD, TEST_USER } from './registry';
+import { TEST_TOKEN } from './registry';
 
 /** ECR tokens that are the test registries' Basic credentials, so the real registries accept them. */
 export function mockEcrToken(ecr: AwsClientStub<ECRClient>): void {
   ecr.on(GetAuthorizationTokenCommand).resolves({
     authorizationData: [
       {
-        authorizationToken: Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64'),
+        authorizationToken: TEST_TOKEN,
         expiresAt: new Date(Date.now() + 12 * 3600_000),
       },
     ],

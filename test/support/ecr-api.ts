@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TEST_PASSWORD, TEST_USER } from './registry';
+import { TEST_TOKEN } from './registry';
 
 export interface EcrApiEndpoint {
   url: string;
@@ -27,7 +27,7 @@ export async function startEcrApi(): Promise<EcrApiEndpoint> {
           JSON.stringify({
             authorizationData: [
               {
-                authorizationToken: Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64'),
+                authorizationToken: TEST_TOKEN,
                 expiresAt: Math.floor(Date.now() / 1000) + 12 * 3600,
               },
             ],

@@ -10,6 +10,8 @@ import {
 export const TEST_USER = LOCAL_USER;
 export const TEST_PASSWORD = LOCAL_PASSWORD;
 export const TEST_CREDS = { username: TEST_USER, password: TEST_PASSWORD };
+/** `user:password` in base64: a Basic header's value, and what an ECR authorization token looks like. */
+export const TEST_TOKEN = Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64');
 
 /** A real CNCF distribution registry (Debian's docker-registry) on loopback, with Basic auth. */
 export interface TestRegistry extends RegistryServer {
@@ -28,6 +30,6 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   const server = await startRegistryServer(options);
   return {
     ...server,
-    authorization: `Basic ${Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64')}`,
+    authorization: `Basic ${TEST_TOKEN}`,
   };
 }
