@@ -162,6 +162,7 @@ export class HttpRegistry implements RegistryClient {
       // A blob transfer has one retry loop, the copier's (it must start over after a break mid-body
       // anyway); retrying here too would send attempts² requests to a registry that keeps failing.
       once: true,
+      pooledBody: true,
       expect: [200],
       kind: 'blob',
       what,

@@ -1,6 +1,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
+import { releaseReadBuffer } from './read-buffers';
 
 /**
  * A small HTTP/1.1 client on node:http with keep-alive pools: streamed bodies both ways and three
@@ -31,7 +32,7 @@ export const TIMEOUT = {
   body: 'BODY_TIMEOUT',
 } as const;
 
-function timeoutError(code: string, ms: number): Error {
+export function timeoutError(code: string, ms: number): Error {
   return Object.assign(new Error(`no progress for ${ms} ms`), { code });
 }
 
@@ -154,7 +155,8 @@ function pump(body: Readable, req: http.ClientRequest): void {
       req.cork();
       process.nextTick(uncork);
     }
-    req.write(chunk);
+    // Download memory goes back to its pool once the socket has taken the bytes (read-buffers.ts).
+    req.write(chunk, () => releaseReadBuffer(chunk));
   });
   req.on('drain', () => body.resume());
   // A request that failed takes no more bytes; whoever opened the body destroys it.

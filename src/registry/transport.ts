@@ -3,6 +3,7 @@ import { MirrorError } from '../errors';
 import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
 import { errorFromResponse, RegistryError, redactUrl } from './errors';
 import { closePools, type HttpResponse, httpRequest, type ResponseBody, TIMEOUT } from './http';
+import { pooledGet } from './pooled-get';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -46,6 +47,8 @@ export interface RegistryRequest {
   body?: Buffer | Readable;
   /** Not retried even with a Buffer body: a chunk PATCH applied twice would corrupt the upload. */
   once?: boolean;
+  /** A GET whose body is read into reused memory (pooled-get.ts): blob downloads. */
+  pooledBody?: boolean;
   /** Statuses that mean success; anything else becomes a RegistryError. */
   expect: readonly number[];
   kind: RequestKind;
@@ -197,12 +200,15 @@ export class Transport {
   ): Promise<RegistryResponse> {
     this.counts[req.kind]++;
     try {
-      const res = await httpRequest(url, {
-        method,
-        headers,
-        ...(body !== undefined && { body }),
-        timeouts: this.timeouts,
-      });
+      const res =
+        req.pooledBody && method === 'GET'
+          ? await pooledGet(url, { headers, timeouts: this.timeouts })
+          : await httpRequest(url, {
+              method,
+              headers,
+              ...(body !== undefined && { body }),
+              timeouts: this.timeouts,
+            });
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     } catch (err) {
       throw transportError(`${req.what} (${redactUrl(url)})`, err);

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../core/descriptor';
 import { MirrorError } from '../errors';
 import { RegistryError } from './errors';
+import { releaseReadBuffer } from './read-buffers';
 import type { BlobSource } from './registry';
 import { header, type Transport } from './transport';
 
@@ -205,10 +206,17 @@ export async function* chunks(source: AsyncIterable<Buffer>, size: number): Asyn
     parts.push(part);
     length += part.length;
     if (length >= size) {
-      yield Buffer.concat(parts, length);
+      yield gather(parts, length);
       parts = [];
       length = 0;
     }
   }
-  if (length > 0) yield Buffer.concat(parts, length);
+  if (length > 0) yield gather(parts, length);
+}
+
+/** One buffer of the parts; they are copied, so download memory among them can go back at once. */
+function gather(parts: Buffer[], length: number): Buffer {
+  const chunk = Buffer.concat(parts, length);
+  for (const part of parts) releaseReadBuffer(part);
+  return chunk;
 }

@@ -79,6 +79,9 @@ export class VerifyingStream extends Transform {
       );
       return;
     }
-    done(null, this.pendingBytes > 0 ? Buffer.concat(this.pending, this.pendingBytes) : undefined);
+    // Passed on as they are, not copied together: each goes back to its read pool once written.
+    for (const part of this.pending) this.push(part);
+    this.pending = [];
+    done();
   }
 }

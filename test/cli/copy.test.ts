@@ -1,3 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, connect } from 'node:net';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { getManifest, pushImage } from '../support/content';
 import { startEcrApi } from '../support/ecr-api';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
@@ -113,4 +117,48 @@ test('a failed copy exits 1 with a one-line reason and no credential', async () 
   expect(wrong.code).toBe(1);
   expect(wrong.stderr).toMatch(/UNAUTHORIZED/);
   expect(wrong.stderr).not.toContain('wrong-password');
+});
+
+test('copies from a registry over TLS (manifests on node:https, blobs read into pooled memory)', async () => {
+  // A TLS front for registry A with the fixture certificate, which the CLI trusts through
+  // NODE_EXTRA_CA_CERTS: the downloads go through TLS and its certificate check for real.
+  const tlsDir = join(__dirname, '../fixtures/tls');
+  const front = createTlsServer(
+    { key: readFileSync(join(tlsDir, 'localhost.key')), cert: readFileSync(join(tlsDir, 'localhost.crt')) },
+    (client) => {
+      const upstream = connect(a.port, '127.0.0.1');
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    },
+  );
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  try {
+    // Layers of several MiB: many TLS records per slab, and slabs used again along the way.
+    const img = await pushImage(a, 'tls/app', 'v1', { layers: [5 * 1024 * 1024 + 3, 1_500_000, 700] });
+    const port = (front.address() as AddressInfo).port;
+    const r = await run(
+      [
+        'copy',
+        '--json',
+        '--src-creds',
+        CREDS,
+        '--dest-creds',
+        CREDS,
+        `127.0.0.1:${port}/tls/app:v1`,
+        `${b.host}/tls/app`,
+      ],
+      {
+        NODE_EXTRA_CA_CERTS: join(tlsDir, 'localhost.crt'),
+        // No --insecure: the source goes over https://; the destination is mapped to plain HTTP.
+        REGISTRY_ENDPOINTS: JSON.stringify({ [b.host]: b.url }),
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ digest: img.manifest.digest, blobs: { copied: 4 } });
+    expect((await getManifest(b, 'tls/app', 'v1')).digest).toBe(img.manifest.digest);
+  } finally {
+    front.close();
+  }
 });
