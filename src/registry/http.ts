@@ -7,7 +7,8 @@ import { releaseReadBuffer } from './read-buffers';
  * A small HTTP/1.1 client on node:http with keep-alive pools: streamed bodies both ways and three
  * timeouts (connect, response headers once the request is sent, and silence on the socket). Chosen
  * over undici after `npm run bench`: undici's load and first-request parser compilation cost about
- * 0.6 CPU-seconds and 50 MB per process, more than a whole copy of a small image.
+ * 0.6 CPU-seconds and 50 MB per process, more than a whole copy of a small image. Blob downloads go
+ * through pooled-get.ts instead, which reads into reused memory.
  */
 
 export interface HttpTimeouts {
