@@ -1,4 +1,4 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import http, { type IncomingHttpHeaders } from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
 import { releaseReadBuffer } from './read-buffers';
@@ -60,7 +60,8 @@ export function closePools(): void {
   agents = undefined;
 }
 
-function withHelpers(res: IncomingMessage): ResponseBody {
+/** Adds dump() and text() to a response body (node:http's, or pooled-get's). */
+export function withHelpers(res: Readable): ResponseBody {
   const body = res as unknown as ResponseBody;
   body.dump = () =>
     new Promise<void>((resolve) => {

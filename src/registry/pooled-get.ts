@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import type tls from 'node:tls';
-import { type HttpResponse, type HttpTimeouts, type ResponseBody, TIMEOUT, timeoutError } from './http';
+import { type HttpResponse, type HttpTimeouts, TIMEOUT, timeoutError, withHelpers } from './http';
 import { ReadBuffers } from './read-buffers';
 
 /**
@@ -63,7 +63,7 @@ export function pooledGet(
           clearTimeout(headersTimer);
           settled = true;
           body = new PooledBody(socket);
-          resolve({ statusCode: result.head.status, headers: result.head.headers, body });
+          resolve({ statusCode: result.head.status, headers: result.head.headers, body: withHelpers(body) });
         }
         let more = true;
         for (const view of result.body) more = body!.push(buffers.retain(view)) && more;
@@ -149,7 +149,7 @@ function requestHead(url: URL, headers: Record<string, string>): string {
 }
 
 /** The body of a pooled GET: views of read memory, handed back with `releaseReadBuffer`. */
-class PooledBody extends Readable implements ResponseBody {
+class PooledBody extends Readable {
   /** An error that came before anyone listened for one (see fail). */
   private early: Error | undefined;
 
@@ -184,22 +184,6 @@ class PooledBody extends Readable implements ResponseBody {
   override _destroy(err: Error | null, done: (err: Error | null) => void): void {
     this.socket.destroy();
     done(err);
-  }
-
-  dump(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (this.readableEnded || this.destroyed) return resolve();
-      this.once('end', resolve);
-      this.once('close', resolve);
-      this.once('error', () => resolve());
-      this.resume();
-    });
-  }
-
-  async text(): Promise<string> {
-    const parts: Buffer[] = [];
-    for await (const part of this) parts.push(part as Buffer);
-    return Buffer.concat(parts).toString('utf8');
   }
 }
 
