@@ -3,7 +3,7 @@ import { MirrorError } from '../errors';
 import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
 import { errorFromResponse, RegistryError, redactUrl } from './errors';
 import { closePools, type HttpResponse, httpRequest, type ResponseBody, TIMEOUT } from './http';
-import { pooledGet } from './pooled-get';
+import { closeIdleDownloads, pooledGet } from './pooled-get';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -356,4 +356,5 @@ export function transportError(what: string, err: unknown): MirrorError {
 /** Closes pooled connections so a command-line process can exit at once. */
 export async function closeConnections(): Promise<void> {
   closePools();
+  closeIdleDownloads();
 }

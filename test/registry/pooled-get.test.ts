@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { pooledGet } from '../../src/registry/pooled-get';
+import { closeIdleDownloads, pooledGet } from '../../src/registry/pooled-get';
 import { releaseReadBuffer } from '../../src/registry/read-buffers';
 import { transportError } from '../../src/registry/transport';
 
@@ -13,6 +13,7 @@ const FIXTURES = join(__dirname, '../fixtures/tls');
 
 const servers: { close(): void }[] = [];
 afterEach(() => {
+  closeIdleDownloads();
   for (const s of servers.splice(0)) s.close();
 });
 
@@ -64,7 +65,7 @@ test('a Content-Length body of many reads arrives whole, with the request as sen
   const blob = randomBytes(3 * 1024 * 1024 + 17);
   let seen = '';
   const server = createHttpServer((req, res) => {
-    seen = `${req.method} ${req.url} ${req.headers.host} ${req.headers.authorization} ${req.headers.connection}`;
+    seen = `${req.method} ${req.url} ${req.headers.host} ${req.headers.authorization}`;
     res.setHeader('content-length', blob.length);
     res.setHeader('docker-content-digest', 'sha256:x');
     res.end(blob);
@@ -78,7 +79,7 @@ test('a Content-Length body of many reads arrives whole, with the request as sen
   expect(createHash('sha256').update(got).digest('hex')).toBe(
     createHash('sha256').update(blob).digest('hex'),
   );
-  expect(seen).toBe(`GET /v2/a/blobs/sha256:1?x=1 127.0.0.1:${port} Basic abc close`);
+  expect(seen).toBe(`GET /v2/a/blobs/sha256:1?x=1 127.0.0.1:${port} Basic abc`);
 });
 
 test('a chunked body is decoded across reads, with extensions and trailers', async () => {
@@ -226,4 +227,91 @@ test('a reset ends a body framed by the connection with an error, not a clean en
   });
   const res = await get(port);
   await expect(collect(res.body)).rejects.toMatchObject({ code: 'ECONNRESET' });
+});
+
+describe('kept connections', () => {
+  /** A keep-alive HTTP server that counts connections and serves `size` random bytes per GET. */
+  async function countingServer(size: number, options: { close?: boolean } = {}) {
+    const state = { connections: 0, requests: 0 };
+    const server = createHttpServer((_req, res) => {
+      state.requests++;
+      res.setHeader('content-length', size);
+      if (options.close) res.setHeader('connection', 'close');
+      res.end(randomBytes(size));
+    });
+    server.on('connection', () => state.connections++);
+    const port = await listen(server as unknown as Server);
+    return { port, state };
+  }
+
+  test('downloads one after the other share a connection', async () => {
+    const { port, state } = await countingServer(300_000);
+    for (let i = 0; i < 3; i++) {
+      const res = await get(port);
+      expect((await collect(res.body)).length).toBe(300_000);
+    }
+    expect(state).toEqual({ connections: 1, requests: 3 });
+  });
+
+  test('downloads at the same time get a connection each, and all are kept', async () => {
+    const { port, state } = await countingServer(100_000);
+    const first = await Promise.all([get(port), get(port), get(port)]);
+    await Promise.all(first.map((r) => collect(r.body)));
+    const second = await Promise.all([get(port), get(port), get(port)]);
+    await Promise.all(second.map((r) => collect(r.body)));
+    expect(state).toEqual({ connections: 3, requests: 6 });
+  });
+
+  test('not kept: Connection: close, HTTP/1.0, or a body left unread', async () => {
+    const closing = await countingServer(1000, { close: true });
+    for (let i = 0; i < 2; i++) await collect((await get(closing.port)).body);
+    expect(closing.state.connections).toBe(2);
+
+    let http10Connections = 0;
+    const http10 = await rawServer((socket) => {
+      http10Connections++;
+      socket.write('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    await collect((await get(http10)).body);
+    await collect((await get(http10)).body);
+    expect(http10Connections).toBe(2);
+
+    const big = await countingServer(2_000_000);
+    const res = await get(big.port);
+    res.body.destroy(); // e.g. a size mismatch: the rest of the body is never read
+    await collect((await get(big.port)).body);
+    expect(big.state.connections).toBe(2);
+  });
+
+  test('a kept connection the server closed in the meantime is replaced, and the GET succeeds', async () => {
+    // Answers the first request on each connection, then drops the connection at the next one:
+    // what a server does when its idle timeout and our next request cross.
+    let connections = 0;
+    const port = await rawServer((socket, _request) => {
+      connections++;
+      let requests = 0;
+      socket.on('data', (d: Buffer) => {
+        if (!d.toString('latin1').includes('\r\n\r\n')) return;
+        requests++;
+        if (requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+        else socket.destroy();
+      });
+    });
+    expect((await collect((await get(port)).body)).toString()).toBe('hello');
+    expect((await collect((await get(port)).body)).toString()).toBe('hello');
+    expect(connections).toBe(2);
+  });
+
+  test('bytes on an idle connection close it', async () => {
+    let connections = 0;
+    const port = await rawServer((socket) => {
+      connections++;
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad'), 20);
+    });
+    await collect((await get(port)).body);
+    await new Promise((r) => setTimeout(r, 60));
+    expect((await collect((await get(port)).body)).toString()).toBe('ok');
+    expect(connections).toBe(2);
+  });
 });
