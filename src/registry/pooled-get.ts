@@ -101,7 +101,7 @@ class Connection {
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     const onread = { buffer: () => this.buffers.next(), callback: (n: number) => this.read(n) };
-    const tls = url.protocol === 'https:';
+    const secure = url.protocol === 'https:';
     // TLS sockets take `onread` too (net.Socket's option); @types/node lists it for net only.
     const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
       host,
@@ -110,9 +110,9 @@ class Connection {
       ALPNProtocols: ['http/1.1'],
       onread,
     };
-    const socket = tls ? tlsModule().connect(tlsOptions) : net.connect({ host, port, onread });
+    const socket = secure ? tlsModule().connect(tlsOptions) : net.connect({ host, port, onread });
     this.socket = socket;
-    socket.once(tls ? 'secureConnect' : 'connect', () => {
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       this.ready = true;
       this.exchange?.connected();
     });
