@@ -62,8 +62,8 @@ export class ResponseParser {
         result.error = err as Error;
       }
     }
-    if (this.complete && rest.length > 0) this.trailing = true;
     if (this.body && this.body.kind === 'length' && this.body.left === 0) this.complete = true;
+    if (this.complete && rest.length > 0) this.trailing = true;
     result.done = this.complete;
     return result;
   }

@@ -302,6 +302,17 @@ describe('kept connections', () => {
     expect(connections).toBe(2);
   });
 
+  test('bytes after the end of a response, in the same read, keep the connection from reuse', async () => {
+    let connections = 0;
+    const port = await rawServer((socket) => {
+      connections++;
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA');
+    });
+    expect((await collect((await get(port)).body)).toString()).toBe('ok');
+    expect((await collect((await get(port)).body)).toString()).toBe('ok');
+    expect(connections).toBe(2);
+  });
+
   test('bytes on an idle connection close it', async () => {
     let connections = 0;
     const port = await rawServer((socket) => {
