@@ -299,9 +299,7 @@ class PooledBody extends Readable {
   fail(err: Error): void {
     if (this.destroyed) return;
     if (this.listenerCount('error') > 0) this.destroy(err);
-    else {
-      this.early = err;
-    }
+    else this.early = err;
   }
 
   override _read(): void {
