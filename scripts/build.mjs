@@ -47,7 +47,7 @@ if (handlers.length > 0) {
     entryPoints: handlers,
     outdir: 'dist/lambda',
     format: 'cjs',
-    target: 'node22',
+    target: 'node24',
     // The Lambda runtime ships the AWS SDK v3, but bundling pins the version we test with.
     minify: true,
   });

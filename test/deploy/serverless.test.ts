@@ -182,6 +182,16 @@ describe('serverless.yml packaged by osls', () => {
     }
   });
 
+  it('runs every function on Node.js 24 (nodejs24.x) on arm64', () => {
+    const functions = Object.values(defaults.template.Resources).filter(
+      (r) => r.Type === 'AWS::Lambda::Function',
+    );
+    expect(functions).toHaveLength(2);
+    for (const f of functions) {
+      expect(props(f)).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+    }
+  });
+
   it('packages only the prebuilt bundles', () => {
     expect(defaults.files).toContain('dist/lambda/mirror.js');
     expect(defaults.files.filter((f) => !f.startsWith('dist/lambda/'))).toEqual([]);
@@ -191,10 +201,9 @@ describe('serverless.yml packaged by osls', () => {
     const fn = (p: Packaged) => props(mirrorFunction(p.template));
     const environment = (p: Packaged) => (fn(p).Environment as { Variables: Record<string, Json> }).Variables;
 
-    it('runs the bundle on Node.js 22 on arm64', () => {
+    it('runs the bundle on arm64', () => {
       const f = fn(defaults);
       expect(f.Handler).toBe('dist/lambda/mirror.handler');
-      expect(f.Runtime).toBe('nodejs22.x');
       expect(f.Architectures).toEqual(['arm64']);
       expect(f.Timeout).toBeLessThanOrEqual(900);
       expect(f.MemorySize).toBeGreaterThanOrEqual(1769);
@@ -474,7 +483,7 @@ describe('serverless.yml packaged by osls', () => {
 
   it('runs the resync function on a daily schedule with an empty input', () => {
     const fn = props(named(defaults.template, 'ResyncLambdaFunction'));
-    expect(fn).toMatchObject({ Handler: 'dist/lambda/resync.handler', Runtime: 'nodejs22.x', Timeout: 900 });
+    expect(fn).toMatchObject({ Handler: 'dist/lambda/resync.handler', Runtime: 'nodejs24.x', Timeout: 900 });
     expect(fn.FunctionName).toBe('ecr-mirror-ci-resync');
     const schedules = Object.values(defaults.template.Resources).filter(
       (r) => r.Type === 'AWS::Events::Rule' && props(r).ScheduleExpression !== undefined,
