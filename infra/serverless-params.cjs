@@ -95,6 +95,21 @@ async function sourceArns(resolveVariable, prefixes) {
   }));
 }
 
+/** infra/destination-role.yml trusts `<MirrorRoleArn>` and `<MirrorRoleArn>-resync`. */
+const RESYNC_ROLE_SUFFIX = '-resync';
+
+async function roleName(resolveVariable, suffix) {
+  const service = await resolveVariable('self:service');
+  const base = `${service}-${await resolveVariable('sls:stage')}-${await resolveVariable('aws:region')}`;
+  const longest = `${base}${RESYNC_ROLE_SUFFIX}`;
+  if (longest.length > 64) {
+    throw new Error(
+      `the resync role name "${longest}" is ${longest.length} characters; IAM allows 64: shorten the stage`,
+    );
+  }
+  return `${base}${suffix}`;
+}
+
 module.exports = {
   /** SOURCE_ACCOUNT_ID and the rule's account filter. */
   sourceAccountId: async ({ resolveVariable }) => accountId(resolveVariable, 'sourceAccountId'),
@@ -161,17 +176,12 @@ module.exports = {
   alarmActions: async ({ resolveVariable }) => list(await param(resolveVariable, 'alarmTopicArn')),
 
   /**
-   * The execution role's name, fixed so a destination account's trust policy can name it:
-   * `<service>-<stage>-<region>`, e.g. `ecr-mirror-prod-eu-west-1`. IAM names stop at 64 characters; a long stage fails here.
+   * The mirror function's role name, fixed so a destination account's trust policy can name it:
+   * `<service>-<stage>-<region>`, e.g. `ecr-mirror-prod-eu-west-1`. IAM names stop at 64 characters;
+   * the resync role adds `-resync`, so a stage too long for that fails here.
    */
-  mirrorRoleName: async ({ resolveVariable }) => {
-    const service = await resolveVariable('self:service');
-    const name = `${service}-${await resolveVariable('sls:stage')}-${await resolveVariable('aws:region')}`;
-    if (name.length > 64) {
-      throw new Error(
-        `the mirror role name "${name}" is ${name.length} characters; IAM allows 64: shorten the stage`,
-      );
-    }
-    return name;
-  },
+  mirrorRoleName: async ({ resolveVariable }) => roleName(resolveVariable, ''),
+
+  /** The resync function's role: the mirror's name and `-resync`, which the destination role trusts too. */
+  resyncRoleName: async ({ resolveVariable }) => roleName(resolveVariable, RESYNC_ROLE_SUFFIX),
 };

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { type DestinationOption, PERMISSIONS } from '../../src/permissions';
 import {
   asList,
   cloudFormationTags,
@@ -20,18 +21,15 @@ const file = join(resolve(__dirname, '../..'), 'infra/destination-role.yml');
 const REPOSITORIES = {
   'Fn::Sub': `arn:\${AWS::Partition}:ecr:*:\${AWS::AccountId}:repository/\${RepositoryPrefix}*`,
 };
-const PUSH_AND_READ = [
-  'ecr:BatchCheckLayerAvailability',
-  'ecr:InitiateLayerUpload',
-  'ecr:UploadLayerPart',
-  'ecr:CompleteLayerUpload',
-  'ecr:PutImage',
-  'ecr:BatchGetImage',
-  'ecr:GetDownloadUrlForLayer',
-  'ecr:DescribeImages',
-  'ecr:ListImages',
-  'ecr:DescribeRepositories',
+/** What the functions call through the destination role (src/permissions.ts), by the condition granting it. */
+const DESTINATION = Object.values(PERMISSIONS)
+  .flat()
+  .filter((p) => p.caller === 'destination');
+const always = [...new Set(DESTINATION.filter((p) => !p.when).map((p) => p.action))];
+const onlyWhen = (option: DestinationOption) => [
+  ...new Set(DESTINATION.filter((p) => p.when === option).map((p) => p.action)),
 ];
+const PUSH_AND_READ = always.filter((a) => a !== 'ecr:GetAuthorizationToken');
 
 describe('infra/destination-role.yml', () => {
   let template: Template;
@@ -79,13 +77,14 @@ describe('infra/destination-role.yml', () => {
     });
   });
 
-  it('trusts only the mirror role, and only with the external id', () => {
+  it('trusts only the mirror’s two function roles, and only with the external id', () => {
     const trust = (role.AssumeRolePolicyDocument as { Statement: Json[] }).Statement;
     expect(trust).toEqual([
       {
         Sid: expect.any(String),
         Effect: 'Allow',
-        Principal: { AWS: { Ref: 'MirrorRoleArn' } },
+        // serverless.yml names the resync function's role after the mirror's (resyncRoleName).
+        Principal: { AWS: [{ Ref: 'MirrorRoleArn' }, { 'Fn::Sub': `\${MirrorRoleArn}-resync` }] },
         Action: 'sts:AssumeRole',
         Condition: { StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } } },
       },
@@ -104,8 +103,23 @@ describe('infra/destination-role.yml', () => {
 
   it('pushes and reads repositories under the prefix, in any region of the account', () => {
     const statements = statementsWhen(ALL_OFF);
+    expect(PUSH_AND_READ.length).toBeGreaterThan(5);
     for (const action of PUSH_AND_READ) {
       expect(statementsFor(statements, action).map((s) => s.Resource)).toEqual([REPOSITORIES]);
+    }
+  });
+
+  it('grants exactly what src/permissions.ts lists for the destination, each under its condition', () => {
+    const actions = (conditions: Record<string, boolean>) =>
+      [...new Set(statementsWhen(conditions).flatMap((s) => asList(s.Action)))].sort();
+    expect(actions(ALL_OFF)).toEqual([...always].sort());
+    for (const option of ['CreateRepositories', 'Deletes', 'HasKmsKey'] as const) {
+      expect(onlyWhen(option).length).toBeGreaterThan(0);
+      expect(actions({ ...ALL_OFF, [option]: true })).toEqual([...always, ...onlyWhen(option)].sort());
+    }
+    // Neither blob downloads nor DescribeImages: nothing calls them at a destination.
+    for (const action of ['ecr:GetDownloadUrlForLayer', 'ecr:DescribeImages']) {
+      expect(statementsFor(statementsWhen(ALL_ON), action)).toEqual([]);
     }
   });
 
@@ -121,13 +135,23 @@ describe('infra/destination-role.yml', () => {
     expect(statementsFor(created, 'ecr:BatchDeleteImage')).toEqual([]);
   });
 
-  it('uses the KMS key(s) only when given', () => {
+  it('uses the KMS key(s) only when given, and only through ECR', () => {
+    const viaEcr = { 'kms:ViaService': { 'Fn::Sub': `ecr.*.\${AWS::URLSuffix}` } };
     for (const action of ['kms:CreateGrant', 'kms:DescribeKey', 'kms:RetireGrant']) {
-      expect(statementsFor(statementsWhen(ALL_ON), action).map((s) => s.Resource)).toEqual([
-        { Ref: 'KmsKeyArn' },
-      ]);
+      const granted = statementsFor(statementsWhen(ALL_ON), action);
+      expect(granted.map((s) => s.Resource)).toEqual([{ Ref: 'KmsKeyArn' }]);
+      expect(granted[0]!.Condition?.StringLike).toEqual(viaEcr);
       expect(statementsFor(statementsWhen(ALL_OFF), action)).toEqual([]);
     }
+  });
+
+  it('lets the role grant the key to an AWS resource only (ECR’s own grant)', () => {
+    const [grant] = statementsFor(statementsWhen(ALL_ON), 'kms:CreateGrant');
+    expect(grant!.Condition).toEqual({
+      Bool: { 'kms:GrantIsForAWSResource': 'true' },
+      StringLike: { 'kms:ViaService': { 'Fn::Sub': `ecr.*.\${AWS::URLSuffix}` } },
+    });
+    expect(asList(grant!.Action)).toEqual(['kms:CreateGrant']);
   });
 
   it('outputs the role ARN for the mirror’s destinations param', () => {

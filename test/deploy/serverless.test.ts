@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { tableDefinition, timeToLiveDefinition } from '../../src/aws/status-table';
+import { type FunctionName, PERMISSIONS } from '../../src/permissions';
 import { STATUS_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../src/status/schema';
 import {
   asList,
@@ -396,88 +397,138 @@ describe('serverless.yml packaged by osls', () => {
     expect(props(table).TimeToLiveSpecification).toEqual(timeToLiveDefinition('any').TimeToLiveSpecification);
   });
 
-  describe('the execution role', () => {
-    const role = (p: Packaged) => resource(p.template, 'AWS::IAM::Role');
-    const statements = (p: Packaged) => roleStatements(role(p)[1]);
+  describe('the function roles', () => {
+    const FUNCTIONS = { mirror: 'MirrorLambdaFunction', resync: 'ResyncLambdaFunction' } as const;
+    /** The role a function runs with: its own role resource, named by Fn::GetAtt. */
+    const roleOf = (p: Packaged, name: FunctionName): [string, Resource] => {
+      const role = props(named(p.template, FUNCTIONS[name])).Role as { 'Fn::GetAtt': [string, string] };
+      const logical = role['Fn::GetAtt'][0];
+      return [logical, named(p.template, logical)];
+    };
+    const statements = (p: Packaged, name: FunctionName) => roleStatements(roleOf(p, name)[1]);
+    const granted = (p: Packaged, name: FunctionName, action: string) =>
+      statementsFor(statements(p, name), action).flatMap((s) => asList(s.Resource));
+    const sourceArn = `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/`;
+    const sourceRepositories = (account: Json, suffixes: readonly string[]) =>
+      suffixes.map((s) => ({
+        'Fn::Sub': [`${sourceArn}${s}`, { SourceAccountId: account, SourceRegion: { Ref: 'AWS::Region' } }],
+      }));
 
-    it('has a fixed name that fits IAM’s 64 characters', () => {
-      expect(props(role(defaults)[1]).RoleName).toBe('ecr-mirror-ci-us-east-1');
-    });
-
-    it('grants "*" for ecr:GetAuthorizationToken only, and no wildcard actions', () => {
-      for (const p of [defaults, custom]) {
-        const all = statements(p);
-        const star = all.filter((s) => asList(s.Resource).includes('*'));
-        expect(star.map((s) => asList(s.Action))).toEqual([['ecr:GetAuthorizationToken']]);
-        expect(all.flatMap((s) => asList(s.Action)).filter((a) => a.includes('*'))).toEqual([]);
-        expect(all.every((s) => s.Effect === 'Allow' && s.Resource !== undefined)).toBe(true);
+    it('gives each function a role of its own, with fixed names that fit IAM’s 64 characters', () => {
+      const roles = Object.entries(defaults.template.Resources).filter(
+        ([, r]) => r.Type === 'AWS::IAM::Role',
+      );
+      expect(roles.map(([n]) => n).sort()).toEqual(
+        [roleOf(defaults, 'mirror')[0], roleOf(defaults, 'resync')[0]].sort(),
+      );
+      expect(roleOf(defaults, 'mirror')[0]).not.toBe(roleOf(defaults, 'resync')[0]);
+      expect(props(roleOf(defaults, 'mirror')[1]).RoleName).toBe('ecr-mirror-ci-us-east-1');
+      // infra/destination-role.yml trusts this name too.
+      expect(props(roleOf(defaults, 'resync')[1]).RoleName).toBe('ecr-mirror-ci-us-east-1-resync');
+      for (const [, role] of roles) {
+        expect(policyStatements(props(role).AssumeRolePolicyDocument)).toEqual([
+          { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+        ]);
       }
     });
 
-    it('may assume exactly the configured destination roles', () => {
-      const assumed = (p: Packaged) =>
-        statementsFor(statements(p), 'sts:AssumeRole').flatMap((s) => asList(s.Resource));
-      expect(assumed(defaults)).toEqual(ROLE_ARNS);
-      expect(assumed(custom)).toEqual([...ROLE_ARNS, EXTRA_ROLE]);
+    it.each(['mirror', 'resync'] as const)(
+      'grants the %s function exactly the actions src/permissions.ts lists for it',
+      (name) => {
+        const listed = PERMISSIONS[name].filter((p) => p.caller === 'function').map((p) => p.action);
+        for (const p of [defaults, custom]) {
+          const actions = statements(p, name).flatMap((s) => asList(s.Action));
+          expect([...actions].sort()).toEqual([...listed].sort());
+          expect(statements(p, name).every((s) => s.Effect === 'Allow' && s.Resource !== undefined)).toBe(
+            true,
+          );
+        }
+      },
+    );
+
+    it('grants "*" for ecr:GetAuthorizationToken only, and no wildcard actions', () => {
+      for (const p of [defaults, custom]) {
+        for (const name of ['mirror', 'resync'] as const) {
+          const all = statements(p, name);
+          const star = all.filter((s) => asList(s.Resource).includes('*'));
+          expect(star.map((s) => asList(s.Action))).toEqual(
+            name === 'mirror' ? [['ecr:GetAuthorizationToken']] : [],
+          );
+          expect(all.flatMap((s) => asList(s.Action)).filter((a) => a.includes('*'))).toEqual([]);
+        }
+      }
     });
 
-    it('reads the source repositories, under the prefixes when given', () => {
-      const reads = [
-        'ecr:BatchGetImage',
-        'ecr:GetDownloadUrlForLayer',
-        'ecr:BatchCheckLayerAvailability',
-        'ecr:DescribeImages',
-        'ecr:ListImages',
-      ];
-      const arn = `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/`;
+    it('lets each function write its own log group only', () => {
+      for (const name of ['mirror', 'resync'] as const) {
+        const group = `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/ecr-mirror-ci-${name}:*`;
+        for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
+          expect(granted(defaults, name, action)).toEqual([{ 'Fn::Sub': group }]);
+        }
+      }
+    });
+
+    it('lets both functions assume exactly the configured destination roles', () => {
+      for (const name of ['mirror', 'resync'] as const) {
+        expect(granted(defaults, name, 'sts:AssumeRole')).toEqual(ROLE_ARNS);
+        expect(granted(custom, name, 'sts:AssumeRole')).toEqual([...ROLE_ARNS, EXTRA_ROLE]);
+      }
+    });
+
+    it('lets the mirror pull from the source repositories, under the prefixes when given', () => {
       for (const [p, account, suffixes] of [
         [defaults, { Ref: 'AWS::AccountId' }, ['*']],
         [custom, '111111111111', ['team-a/*', 'base/*']],
       ] as const) {
-        for (const action of reads) {
-          const granted = statementsFor(statements(p), action);
-          expect(granted).toHaveLength(1);
-          expect(asList(granted[0]!.Resource)).toEqual(
-            suffixes.map((s) => ({
-              'Fn::Sub': [`${arn}${s}`, { SourceAccountId: account, SourceRegion: { Ref: 'AWS::Region' } }],
-            })),
-          );
+        for (const action of ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']) {
+          expect(granted(p, 'mirror', action)).toEqual(sourceRepositories(account, suffixes));
         }
+        expect(granted(p, 'resync', 'ecr:DescribeImages')).toEqual(sourceRepositories(account, suffixes));
         // Listing repositories (resync) is authorized account-wide; metadata only.
-        const listing = statementsFor(statements(p), 'ecr:DescribeRepositories');
-        expect(listing.flatMap((st) => asList(st.Resource))).toEqual([
-          { 'Fn::Sub': [`${arn}*`, { SourceAccountId: account, SourceRegion: { Ref: 'AWS::Region' } }] },
-        ]);
+        const listing = statementsFor(statements(p, 'resync'), 'ecr:DescribeRepositories');
+        expect(listing.flatMap((st) => asList(st.Resource))).toEqual(sourceRepositories(account, ['*']));
         expect(listing.flatMap((st) => asList(st.Action))).toEqual(['ecr:DescribeRepositories']);
       }
     });
 
-    it('uses the table and its index, the event bus, and the dead-letter queue', () => {
-      const all = statements(defaults);
-      const table = resource(defaults.template, 'AWS::DynamoDB::Table')[0];
-      for (const action of ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchWriteItem']) {
-        expect(statementsFor(all, `dynamodb:${action}`).flatMap((s) => asList(s.Resource))).toEqual([
-          getAtt(table, 'Arn'),
-          { 'Fn::Sub': `\${${table}.Arn}/index/${STATUS_INDEX.name}` },
-        ]);
+    it('lets the mirror write status items, consume its queue, dead-letter and publish', () => {
+      const table = getAtt(resource(defaults.template, 'AWS::DynamoDB::Table')[0], 'Arn');
+      const { queue, dlq } = queues(defaults.template);
+      for (const action of ['dynamodb:UpdateItem', 'dynamodb:PutItem']) {
+        // The table only: the byStatus index is read by the CLI, not by a function.
+        expect(granted(defaults, 'mirror', action)).toEqual([table]);
       }
-      expect(statementsFor(all, 'events:PutEvents').flatMap((s) => asList(s.Resource))).toEqual([
+      expect(granted(defaults, 'mirror', 'events:PutEvents')).toEqual([
         { 'Fn::Sub': `arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/default` },
       ]);
-      const { queue, dlq } = queues(defaults.template);
-      expect(statementsFor(all, 'sqs:SendMessage').flatMap((s) => asList(s.Resource))).toEqual([
-        getAtt(dlq, 'Arn'),
-        getAtt(queue, 'Arn'),
-      ]);
-      // Resync continues by invoking itself, and nothing else.
-      expect(statementsFor(all, 'lambda:InvokeFunction').flatMap((s) => asList(s.Resource))).toEqual([
+      expect(granted(defaults, 'mirror', 'sqs:SendMessage')).toEqual([getAtt(dlq, 'Arn')]);
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
+        expect(granted(defaults, 'mirror', action)).toEqual([getAtt(queue, 'Arn')]);
+        expect(granted(defaults, 'resync', action)).toEqual([]);
+      }
+      // The mirror may not start a resync, nor enqueue jobs on its own queue.
+      expect(granted(defaults, 'mirror', 'lambda:InvokeFunction')).toEqual([]);
+    });
+
+    it('lets the resync record its summary, enqueue on the mirror queue and continue itself', () => {
+      const table = getAtt(resource(defaults.template, 'AWS::DynamoDB::Table')[0], 'Arn');
+      const { queue } = queues(defaults.template);
+      expect(granted(defaults, 'resync', 'dynamodb:PutItem')).toEqual([table]);
+      expect(granted(defaults, 'resync', 'sqs:SendMessage')).toEqual([getAtt(queue, 'Arn')]);
+      expect(granted(defaults, 'resync', 'lambda:InvokeFunction')).toEqual([
         {
           'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:ecr-mirror-ci-resync`,
         },
       ]);
-      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
-        expect(statementsFor(all, action).flatMap((s) => asList(s.Resource))).toEqual([getAtt(queue, 'Arn')]);
+      // Nothing from the source registry: no token, no pulls.
+      for (const action of ['ecr:GetAuthorizationToken', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']) {
+        expect(granted(defaults, 'resync', action)).toEqual([]);
       }
+    });
+
+    it('waits for the mirror role before the queue’s event source starts polling with it', () => {
+      const mapping = resource(defaults.template, 'AWS::Lambda::EventSourceMapping')[1];
+      expect(asList(mapping.DependsOn)).toContain(roleOf(defaults, 'mirror')[0]);
     });
   });
 
@@ -496,9 +547,9 @@ describe('serverless.yml packaged by osls', () => {
   it('outputs the role ARN, table name and queue URLs', () => {
     const { queue, dlq } = queues(defaults.template);
     const outputs = defaults.template.Outputs ?? {};
-    expect(outputs.MirrorRoleArn?.Value).toEqual(
-      getAtt(resource(defaults.template, 'AWS::IAM::Role')[0], 'Arn'),
-    );
+    const roleArn = (fn: string) => props(named(defaults.template, fn)).Role;
+    expect(outputs.MirrorRoleArn?.Value).toEqual(roleArn('MirrorLambdaFunction'));
+    expect(outputs.ResyncRoleArn?.Value).toEqual(roleArn('ResyncLambdaFunction'));
     expect(outputs.StatusTableName?.Value).toEqual({
       Ref: resource(defaults.template, 'AWS::DynamoDB::Table')[0],
     });
@@ -554,5 +605,10 @@ describe('infra/serverless-params.cjs', () => {
   it('refuses a stage that makes the role name longer than IAM allows', async () => {
     await expect(call('mirrorRoleName', { 'sls:stage': 'x'.repeat(50) })).rejects.toThrow('IAM allows 64');
     await expect(call('mirrorRoleName')).resolves.toBe('ecr-mirror-ci-us-east-1');
+    // The resync role's name is 7 characters longer; both are refused when it does not fit.
+    const stage = 'x'.repeat(64 - 'ecr-mirror--us-east-1'.length - 3);
+    await expect(call('mirrorRoleName', { 'sls:stage': stage })).rejects.toThrow('IAM allows 64');
+    await expect(call('resyncRoleName', { 'sls:stage': stage })).rejects.toThrow('IAM allows 64');
+    await expect(call('resyncRoleName')).resolves.toBe('ecr-mirror-ci-us-east-1-resync');
   });
 });

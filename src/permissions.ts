@@ -1,0 +1,279 @@
+/**
+ * Every AWS action each Lambda function's code performs, who performs it, and why: the source of
+ * truth for the roles in serverless.yml (one per function) and infra/destination-role.yml.
+ * test/deploy/permissions.test.ts holds the three together: the SDK commands each handler's code can
+ * send (found in the source files its bundle is built from) against the `sdk` entries, and the roles
+ * of the packaged template and of the destination template against the whole list. A new SDK call
+ * fails that test until it is listed here and granted there; a grant nothing calls fails it too.
+ */
+
+export type FunctionName = 'mirror' | 'resync';
+
+/**
+ * `function`: the function's own role, in the source account. `destination`: the role it assumes in
+ * each destination account (infra/destination-role.yml).
+ */
+export type Caller = 'function' | 'destination';
+
+/**
+ * How the action comes about. `sdk`: an AWS SDK command in our code. `registry`: a request to the
+ * OCI registry API, which ECR authorizes as this action. `lambda`: the Lambda service, with the
+ * function's role (the SQS event source, the function's logs). `ecr`: ECR on the caller's behalf
+ * during a call we make (CreateRepository with tags or a KMS key).
+ */
+export type Channel = 'sdk' | 'registry' | 'lambda' | 'ecr';
+
+/** A destination grant that the destination stack makes only when its parameter allows it. */
+export type DestinationOption = 'CreateRepositories' | 'Deletes' | 'HasKmsKey';
+
+export interface Permission {
+  action: string;
+  caller: Caller;
+  via: Channel;
+  why: string;
+  /** For destination grants: the condition of infra/destination-role.yml that grants it. */
+  when?: DestinationOption;
+}
+
+const LOGS: Permission[] = [
+  { action: 'logs:CreateLogStream', caller: 'function', via: 'lambda', why: 'its log streams' },
+  {
+    action: 'logs:PutLogEvents',
+    caller: 'function',
+    via: 'lambda',
+    why: 'its log lines and embedded metrics',
+  },
+];
+
+/** Reads of the destination that both functions make through the destination role. */
+const DESTINATION_READS: Permission[] = [
+  {
+    action: 'ecr:GetAuthorizationToken',
+    caller: 'destination',
+    via: 'sdk',
+    why: 'the destination registry token (src/aws/ecr-auth.ts)',
+  },
+  {
+    action: 'ecr:BatchGetImage',
+    caller: 'destination',
+    via: 'registry',
+    why: 'HEAD and GET of manifests: the digest a tag holds, the referrers API, the fallback tag index',
+  },
+];
+
+export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
+  mirror: [
+    ...LOGS,
+    {
+      action: 'sqs:ReceiveMessage',
+      caller: 'function',
+      via: 'lambda',
+      why: 'the SQS event source polls the mirror queue',
+    },
+    {
+      action: 'sqs:DeleteMessage',
+      caller: 'function',
+      via: 'lambda',
+      why: 'the event source deletes the messages a batch finished',
+    },
+    {
+      action: 'sqs:GetQueueAttributes',
+      caller: 'function',
+      via: 'lambda',
+      why: 'the event source reads the queue settings',
+    },
+    {
+      action: 'ecr:GetAuthorizationToken',
+      caller: 'function',
+      via: 'sdk',
+      why: 'the source registry token (src/aws/ecr-auth.ts)',
+    },
+    {
+      action: 'ecr:BatchGetImage',
+      caller: 'function',
+      via: 'registry',
+      why: 'source manifests: HEAD and GET, the referrers API, fallback and cosign tags',
+    },
+    {
+      action: 'ecr:GetDownloadUrlForLayer',
+      caller: 'function',
+      via: 'registry',
+      why: 'source blob downloads',
+    },
+    { action: 'sts:AssumeRole', caller: 'function', via: 'sdk', why: 'the destination roles' },
+    {
+      action: 'dynamodb:UpdateItem',
+      caller: 'function',
+      via: 'sdk',
+      why: 'status: the current item, written conditionally (begin, finish)',
+    },
+    {
+      action: 'dynamodb:PutItem',
+      caller: 'function',
+      via: 'sdk',
+      why: 'status: one history item per attempt',
+    },
+    { action: 'events:PutEvents', caller: 'function', via: 'sdk', why: 'Image Mirrored / Failed events' },
+    {
+      action: 'sqs:SendMessage',
+      caller: 'function',
+      via: 'sdk',
+      why: 'a message retrying cannot help goes to the dead-letter queue with its reason',
+    },
+    ...DESTINATION_READS,
+    {
+      action: 'ecr:BatchCheckLayerAvailability',
+      caller: 'destination',
+      via: 'registry',
+      why: 'HEAD of a blob: blobs already there are skipped',
+    },
+    {
+      action: 'ecr:InitiateLayerUpload',
+      caller: 'destination',
+      via: 'registry',
+      why: 'POST: an upload session',
+    },
+    {
+      action: 'ecr:UploadLayerPart',
+      caller: 'destination',
+      via: 'registry',
+      why: 'the bytes of a blob: one streamed PUT, or PATCH chunks',
+    },
+    {
+      action: 'ecr:CompleteLayerUpload',
+      caller: 'destination',
+      via: 'registry',
+      why: 'PUT ?digest= ends it',
+    },
+    {
+      action: 'ecr:PutImage',
+      caller: 'destination',
+      via: 'registry',
+      why: 'PUT of manifests: children, index, tag, referrers',
+    },
+    {
+      action: 'ecr:DescribeRepositories',
+      caller: 'destination',
+      via: 'sdk',
+      why: 'does the destination repository exist (src/aws/destination-repositories.ts)',
+    },
+    {
+      action: 'ecr:CreateRepository',
+      caller: 'destination',
+      via: 'sdk',
+      why: 'a missing destination repository, with the configured settings',
+      when: 'CreateRepositories',
+    },
+    {
+      action: 'ecr:TagResource',
+      caller: 'destination',
+      via: 'ecr',
+      why: 'CreateRepository with tags is authorized for TagResource too',
+      when: 'CreateRepositories',
+    },
+    {
+      action: 'ecr:BatchDeleteImage',
+      caller: 'destination',
+      via: 'sdk',
+      why: 'deletion sync (SYNC_DELETES)',
+      when: 'Deletes',
+    },
+    {
+      action: 'kms:CreateGrant',
+      caller: 'destination',
+      via: 'ecr',
+      why: 'CreateRepository with a KMS key: ECR makes a grant for itself',
+      when: 'HasKmsKey',
+    },
+    {
+      action: 'kms:DescribeKey',
+      caller: 'destination',
+      via: 'ecr',
+      why: 'CreateRepository with a KMS key: ECR checks the key',
+      when: 'HasKmsKey',
+    },
+    {
+      action: 'kms:RetireGrant',
+      caller: 'destination',
+      via: 'ecr',
+      why: "ECR retires its grant when the repository is deleted (ECR's documented KMS permissions)",
+      when: 'HasKmsKey',
+    },
+  ],
+  resync: [
+    ...LOGS,
+    {
+      action: 'ecr:DescribeRepositories',
+      caller: 'function',
+      via: 'sdk',
+      why: 'source repositories, page by page (src/aws/ecr-inventory.ts)',
+    },
+    {
+      action: 'ecr:DescribeImages',
+      caller: 'function',
+      via: 'sdk',
+      why: 'tagged source images and their digests, page by page',
+    },
+    { action: 'sts:AssumeRole', caller: 'function', via: 'sdk', why: 'the destination roles' },
+    {
+      action: 'dynamodb:PutItem',
+      caller: 'function',
+      via: 'sdk',
+      why: "the run's summary (src/aws/resync-log.ts)",
+    },
+    {
+      action: 'sqs:SendMessage',
+      caller: 'function',
+      via: 'sdk',
+      why: 'jobs on the mirror queue (SendMessageBatch is authorized as SendMessage)',
+    },
+    {
+      action: 'lambda:InvokeFunction',
+      caller: 'function',
+      via: 'sdk',
+      why: 'continues in a new invocation of itself before its timeout',
+    },
+    ...DESTINATION_READS,
+    {
+      action: 'ecr:ListImages',
+      caller: 'destination',
+      via: 'registry',
+      why: 'GET tags/list: the tags a destination repository has',
+    },
+  ],
+};
+
+/**
+ * SDK commands whose code is in a function's bundle but which that function never sends, so its role
+ * does not grant them. The check reads whole source files: a module shared with the CLI or the other
+ * function brings along methods this function does not call. Each entry says whose call it is.
+ */
+export const NOT_SENT: Record<FunctionName, readonly { action: string; why: string }[]> = {
+  mirror: [
+    {
+      action: 'dynamodb:GetItem',
+      why: 'DynamoDbStatusStore.get: `ecr-mirror status`, with the user’s credentials',
+    },
+    {
+      action: 'dynamodb:Query',
+      why: 'DynamoDbStatusStore queries: `ecr-mirror status`, with the user’s credentials',
+    },
+  ],
+  resync: [
+    { action: 'dynamodb:GetItem', why: 'the status store the shared runtime builds: the CLI reads it' },
+    { action: 'dynamodb:Query', why: 'the status store the shared runtime builds: the CLI reads it' },
+    {
+      action: 'dynamodb:UpdateItem',
+      why: 'the status store the shared runtime builds: the mirror writes it',
+    },
+    { action: 'events:PutEvents', why: 'the notifier the shared runtime builds: the mirror publishes' },
+    {
+      action: 'ecr:CreateRepository',
+      why: 'destination repositories in the shared runtime: the mirror creates them',
+    },
+    {
+      action: 'ecr:BatchDeleteImage',
+      why: 'destination repositories in the shared runtime: the mirror deletes',
+    },
+  ],
+};
