@@ -26,9 +26,11 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'NETWORK'
   | 'TOO_MANY_REDIRECTS'
+  // a cap on work a registry can make us do (referrers, nested indexes, pages)
+  | 'LIMIT_EXCEEDED'
   // AWS control plane
   | 'AWS_ERROR'
-  // a part of a copy stopped because another part failed
+  // cancelled by the caller (Ctrl-C), or a part of a copy stopped because another part failed
   | 'CANCELLED';
 
 export interface MirrorErrorOptions {
@@ -67,4 +69,63 @@ export function describeError(err: unknown): string {
   if (err instanceof MirrorError) return `${err.code}: ${err.message}`;
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** True for the reason of a deadline: `AbortSignal.timeout()`'s, or a DOMException named TimeoutError. */
+export function isTimeoutReason(reason: unknown): boolean {
+  return (reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
+}
+
+/**
+ * What an aborted operation rejects with: TIMEOUT (retryable: a later attempt with more time can
+ * succeed) when the signal's reason is a deadline, else CANCELLED. `what` names the operation.
+ */
+export function abortError(signal: AbortSignal, what: string): MirrorError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof MirrorError && (reason.code === 'TIMEOUT' || reason.code === 'CANCELLED')) {
+    return new MirrorError(reason.code, `${what}: ${reason.message}`, {
+      retryable: reason.retryable,
+      cause: reason,
+    });
+  }
+  const said = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : '';
+  if (isTimeoutReason(reason)) {
+    return new MirrorError('TIMEOUT', `${what}: ${said || 'the deadline passed'}`, {
+      retryable: true,
+      cause: reason,
+    });
+  }
+  return new MirrorError('CANCELLED', `${what}: cancelled${said ? ` (${said})` : ''}`, { cause: reason });
+}
+
+/** Throws abortError when `signal` is aborted: a check before starting work. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw abortError(signal, what);
+}
+
+/**
+ * `promise`, or abortError as soon as `signal` aborts: for work shared with other callers (a token
+ * fetch several requests wait on), which one caller's abort must not cancel for all.
+ */
+export function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal, what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal, what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

@@ -4,6 +4,8 @@ import { parseReference } from '../core/reference';
 import { MirrorError } from '../errors';
 import { parseCredentials } from '../registry/auth';
 import { openRegistry } from '../registry/open';
+import { commandSignal } from './cancel';
+import { parseDuration } from './duration';
 import { formatSummary, ProgressLine } from './progress';
 
 export interface CopyCommandOptions {
@@ -14,6 +16,7 @@ export interface CopyCommandOptions {
   json?: boolean;
   concurrency?: string;
   registryEndpoints?: string;
+  timeout?: string;
 }
 
 export async function runCopy(src: string, dst: string, opts: CopyCommandOptions): Promise<void> {
@@ -22,6 +25,10 @@ export async function runCopy(src: string, dst: string, opts: CopyCommandOptions
   const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
     throw new MirrorError('INVALID_ARGUMENT', '--concurrency must be a whole number from 1 to 64');
+  }
+  const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout, '--timeout');
+  if (timeoutMs !== undefined && timeoutMs <= 0) {
+    throw new MirrorError('INVALID_ARGUMENT', '--timeout must be a duration such as 90s, 30m or 2h');
   }
   const endpoints = parseRegistryEndpoints(opts.registryEndpoints);
   const insecure = opts.insecure === true;
@@ -37,8 +44,12 @@ export async function runCopy(src: string, dst: string, opts: CopyCommandOptions
   });
 
   const progress = !opts.json && process.stderr.isTTY ? new ProgressLine(process.stderr) : undefined;
+  const cancel = commandSignal(
+    timeoutMs === undefined ? undefined : { ms: timeoutMs, text: opts.timeout!.trim() },
+  );
   try {
     const summary = await copyImage(source, sourceRef, destination, destinationRef, {
+      signal: cancel.signal,
       referrers: opts.referrers,
       ...(concurrency !== undefined && { concurrency }),
       ...(progress && { onEvent: progress.onEvent }),
@@ -46,6 +57,7 @@ export async function runCopy(src: string, dst: string, opts: CopyCommandOptions
     progress?.stop();
     process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
   } finally {
+    cancel.dispose();
     progress?.stop();
   }
 }

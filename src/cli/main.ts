@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError, Option } from 'commander';
 import { describeError, MirrorError } from '../errors';
 import { closeConnections } from '../registry/transport';
+import { wasInterrupted } from './cancel';
 import { runCopy } from './copy';
 import { DEFAULT_RESYNC_FUNCTION, DEFAULT_TABLE } from './defaults';
 
@@ -32,6 +33,7 @@ program
   .option('--insecure', 'use plain HTTP for registries that are not ECR (local registries)')
   .option('--no-referrers', 'leave signatures, SBOMs and attestations behind')
   .option('--concurrency <N>', 'blobs in flight at once (default 6)')
+  .option('--timeout <DURATION>', 'give up after this long (90s, 30m, 2h): exit 1 with TIMEOUT')
   .addOption(
     new Option('--registry-endpoints <JSON>', 'map registry hosts to base URLs')
       .env('REGISTRY_ENDPOINTS')
@@ -94,7 +96,8 @@ async function main(): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else {
       process.stderr.write(`ecr-mirror: ${describeError(err)}\n`);
-      process.exitCode = err instanceof MirrorError && err.code.startsWith('INVALID_') ? 2 : 1;
+      if (wasInterrupted()) process.exitCode = 130;
+      else process.exitCode = err instanceof MirrorError && err.code.startsWith('INVALID_') ? 2 : 1;
     }
   } finally {
     await closeConnections();

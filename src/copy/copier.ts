@@ -1,6 +1,7 @@
+import { setMaxListeners } from 'node:events';
 import type { Descriptor } from '../core/descriptor';
 import { blobsToCopy, type Manifest } from '../core/manifest';
-import { describeError, MirrorError } from '../errors';
+import { describeError, MirrorError, throwIfAborted } from '../errors';
 import type { PutManifestResult, RegistryClient } from '../registry/registry';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from '../registry/retry';
 import { createLimiter } from '../util/limit';
@@ -14,12 +15,15 @@ export interface CopierOptions {
   /** Retries of a whole blob transfer (a fresh download and upload session each time). */
   retry?: RetryPolicy;
   onEvent?: (event: CopyEvent) => void;
+  /** Cancels the copy: in-flight requests are aborted, queued transfers never start. */
+  signal?: AbortSignal;
 }
 
 /**
  * One copy run between a source and a destination repository. It remembers what it has moved, so a
- * blob or manifest shared by several manifests moves once per run, and it stops starting new
- * transfers once one has failed.
+ * blob or manifest shared by several manifests moves once per run. The first failure of any part
+ * stops all the others (as errgroup does with a context): in-flight requests are aborted and queued
+ * transfers never start.
  */
 export class Copier {
   readonly stats = { manifestsCopied: 0, manifestsSkipped: 0, blobsCopied: 0, blobsSkipped: 0, bytes: 0 };
@@ -27,7 +31,10 @@ export class Copier {
   private readonly manifests = new Map<string, Promise<void>>();
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly retry: RetryPolicy;
-  private failure: unknown;
+  private readonly stop = new AbortController();
+  /** Aborted by the caller's signal or by the first failure: every request of the copy takes it. */
+  readonly signal: AbortSignal;
+  private failed: { error: unknown } | undefined;
 
   constructor(
     readonly source: RegistryClient,
@@ -38,6 +45,31 @@ export class Copier {
   ) {
     this.limit = createLimiter(options.concurrency ?? DEFAULT_BLOB_CONCURRENCY);
     this.retry = options.retry ?? DEFAULT_RETRY;
+    this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
+    // Every request in flight listens to it: dozens at a time are expected, not a leak.
+    setMaxListeners(0, this.signal);
+  }
+
+  /** The first failure of a part of this copy, which stopped the others; undefined while none failed. */
+  get failure(): unknown {
+    return this.failed?.error;
+  }
+
+  /** Records the first failure and stops every other part of the copy. */
+  fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = { error: err };
+    this.stop.abort(new MirrorError('CANCELLED', 'another part of this copy failed', { cause: err }));
+  }
+
+  /** Runs a part of the copy: its failure, if it is the first, stops the others. */
+  async guard<T>(task: () => Promise<T>): Promise<T> {
+    try {
+      return await task();
+    } catch (err) {
+      this.fail(err);
+      throw err;
+    }
   }
 
   emit(event: CopyEvent): void {
@@ -50,8 +82,10 @@ export class Copier {
    */
   async copyManifest(manifest: Manifest, reference: string): Promise<PutManifestResult> {
     await this.copyContent(manifest);
-    this.checkFailed();
-    const result = await this.destination.putManifest(this.destinationRepository, reference, manifest);
+    throwIfAborted(this.signal, `PUT manifest ${this.destinationRepository}:${reference}`);
+    const result = await this.destination.putManifest(this.destinationRepository, reference, manifest, {
+      signal: this.signal,
+    });
     this.stats.manifestsCopied++;
     this.emit({ type: 'manifest-done', digest: manifest.digest, reference, skipped: false });
     return result;
@@ -62,7 +96,10 @@ export class Copier {
     let task = this.manifests.get(descriptor.digest);
     if (!task) {
       task = this.guard(async () => {
-        const existing = await this.destination.headManifest(this.destinationRepository, descriptor.digest);
+        const { signal } = this;
+        const existing = await this.destination.headManifest(this.destinationRepository, descriptor.digest, {
+          signal,
+        });
         if (existing) {
           this.stats.manifestsSkipped++;
           this.emit({
@@ -73,7 +110,7 @@ export class Copier {
           });
           return;
         }
-        const manifest = await this.source.getManifest(this.sourceRepository, descriptor.digest);
+        const manifest = await this.source.getManifest(this.sourceRepository, descriptor.digest, { signal });
         await this.copyManifest(manifest, descriptor.digest);
       });
       this.manifests.set(descriptor.digest, task);
@@ -88,8 +125,8 @@ export class Copier {
       ...blobsToCopy(manifest).map((blob) => this.copyBlob(blob)),
     ];
     const results = await Promise.allSettled(tasks);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw this.failure ?? failed.reason;
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw this.failed ? this.failed.error : rejected.reason;
   }
 
   copyBlob(blob: Descriptor): Promise<void> {
@@ -102,8 +139,10 @@ export class Copier {
   }
 
   private async transferBlob(blob: Descriptor): Promise<void> {
-    this.checkFailed();
-    if (await this.destination.hasBlob(this.destinationRepository, blob.digest)) {
+    const { signal } = this;
+    const what = `blob ${blob.digest}`;
+    throwIfAborted(signal, what); // queued while another part failed: never started
+    if (await this.destination.hasBlob(this.destinationRepository, blob.digest, { signal })) {
       this.stats.blobsSkipped++;
       this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: true });
       return;
@@ -112,41 +151,19 @@ export class Copier {
     const onBytes = (bytes: number): void => this.emit({ type: 'blob-bytes', bytes });
     await withRetry(
       this.retry,
-      async () => {
-        this.checkFailed();
-        await this.destination.putBlob(this.destinationRepository, blob, () =>
-          this.source.getBlob(this.sourceRepository, blob, onBytes),
-        );
-      },
+      () =>
+        this.destination.putBlob(
+          this.destinationRepository,
+          blob,
+          () => this.source.getBlob(this.sourceRepository, blob, { signal, onBytes }),
+          { signal },
+        ),
       (err, attempt, delayMs) =>
-        this.emit({
-          type: 'retry',
-          what: `blob ${blob.digest}`,
-          attempt,
-          delayMs,
-          error: describeError(err),
-        }),
+        this.emit({ type: 'retry', what, attempt, delayMs, error: describeError(err) }),
+      signal,
     );
     this.stats.blobsCopied++;
     this.stats.bytes += blob.size;
     this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: false });
-  }
-
-  /** Records the first failure so queued work is not started after it. */
-  private async guard<T>(task: () => Promise<T>): Promise<T> {
-    try {
-      return await task();
-    } catch (err) {
-      this.failure ??= err;
-      throw err;
-    }
-  }
-
-  private checkFailed(): void {
-    if (this.failure !== undefined) {
-      throw new MirrorError('CANCELLED', 'another part of this copy failed', {
-        cause: this.failure,
-      });
-    }
   }
 }

@@ -1,6 +1,6 @@
 import type { Manifest } from '../core/manifest';
 import { formatReference, manifestReference, type Reference, withDigest, withTag } from '../core/reference';
-import { MirrorError, SourceNotFoundError } from '../errors';
+import { abortError, MirrorError, SourceNotFoundError } from '../errors';
 import { RegistryError } from '../registry/errors';
 import type { RegistryClient } from '../registry/registry';
 import { Copier, type CopierOptions } from './copier';
@@ -20,6 +20,10 @@ function total(counts: Readonly<Record<string, number>>): number {
  * Copies one image, index or artifact so that the destination holds the same bytes under the same
  * digests: blobs, then child manifests by digest, then the top manifest, then the tag; referrers after.
  * When the destination tag already resolves to the source digest, that one request settles it.
+ *
+ * `options.signal` cancels the whole copy (in-flight requests aborted, queued transfers not started,
+ * no tag written after it); so does the first failure of any part. The copy then rejects with that
+ * first failure: TIMEOUT or CANCELLED when it was the signal (see abortError in src/errors.ts).
  */
 export async function copyImage(
   source: RegistryClient,
@@ -28,6 +32,31 @@ export async function copyImage(
   destinationRef: Reference,
   options: CopyImageOptions = {},
 ): Promise<CopySummary> {
+  const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
+  try {
+    return await copyWith(copier, sourceRef, destinationRef, options);
+  } catch (err) {
+    const first = copier.failure ?? err;
+    // The caller's deadline or Ctrl-C stopped everything at once: say so for the copy as a whole,
+    // rather than blame whichever request happened to hear it first.
+    if (options.signal?.aborted && isAbort(first)) {
+      const what = `copy of ${formatReference(sourceRef)} to ${formatReference(destinationRef)}`;
+      throw abortError(options.signal, what);
+    }
+    throw first;
+  }
+}
+
+const isAbort = (err: unknown): boolean =>
+  err instanceof MirrorError && (err.code === 'TIMEOUT' || err.code === 'CANCELLED');
+
+async function copyWith(
+  copier: Copier,
+  sourceRef: Reference,
+  destinationRef: Reference,
+  options: CopyImageOptions,
+): Promise<CopySummary> {
+  const { source, destination, signal } = copier;
   const started = performance.now();
   const sourceBefore = total(source.counts);
   const destinationBefore = total(destination.counts);
@@ -42,8 +71,8 @@ export async function copyImage(
   // referrers on, the source manifest is needed either way (its children's referrers), so it is
   // fetched whole at once. From here on everything goes by digest: a tag moving mid-copy changes nothing.
   const [existing, resolved] = await Promise.all([
-    destination.headManifest(destinationRef.repository, target),
-    resolveSource(source, sourceRef, withReferrers),
+    copier.guard(() => destination.headManifest(destinationRef.repository, target, { signal })),
+    copier.guard(() => resolveSource(source, sourceRef, withReferrers, signal)),
   ]);
   const { digest } = resolved;
   if (destinationRef.digest !== undefined && destinationRef.digest !== digest) {
@@ -54,18 +83,21 @@ export async function copyImage(
   }
   const upToDate = existing?.digest === digest;
 
-  const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
   let mediaType = resolved.mediaType;
   let childDigests: string[] = [];
   const manifest =
-    resolved.manifest ?? (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest));
+    resolved.manifest ??
+    (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest, { signal }));
   if (manifest) {
     mediaType = manifest.mediaType;
     childDigests = manifest.manifests.map((d) => d.digest);
   }
   // Referrers are looked up while the blobs move, and copied once their subject is in place.
   const subjects = [digest, ...childDigests];
-  const found = withReferrers ? findReferrers(source, sourceRef.repository, subjects) : undefined;
+  // A failed lookup stops the blobs, and a failed blob the lookup: siblings, as anywhere in a copy.
+  const found = withReferrers
+    ? copier.guard(() => findReferrers(source, sourceRef.repository, subjects, signal))
+    : undefined;
   found?.catch(() => undefined); // awaited below; a failed image copy reports its own error first
   if (manifest && !upToDate) await copier.copyManifest(manifest, target);
   const referrers = found ? await copyReferrers(copier, subjects, await found) : 0;
@@ -101,11 +133,12 @@ async function resolveSource(
   source: RegistryClient,
   ref: Reference,
   fetch: boolean,
+  signal: AbortSignal,
 ): Promise<ResolvedSource> {
   if (fetch) {
     let manifest: Manifest;
     try {
-      manifest = await source.getManifest(ref.repository, manifestReference(ref));
+      manifest = await source.getManifest(ref.repository, manifestReference(ref), { signal });
     } catch (err) {
       if (err instanceof RegistryError && err.status === 404)
         throw new SourceNotFoundError(formatReference(ref));
@@ -114,7 +147,7 @@ async function resolveSource(
     return { digest: ref.digest ?? manifest.digest, mediaType: manifest.mediaType, manifest };
   }
   if (ref.digest !== undefined) return { digest: ref.digest };
-  const head = await source.headManifest(ref.repository, manifestReference(ref));
+  const head = await source.headManifest(ref.repository, manifestReference(ref), { signal });
   if (!head) throw new SourceNotFoundError(formatReference(ref));
   return { digest: head.digest, mediaType: head.mediaType };
 }

@@ -25,19 +25,22 @@ export function findReferrers(
   source: RegistryClient,
   repository: string,
   subjects: readonly string[],
+  signal?: AbortSignal,
 ): Promise<FoundReferrers[]> {
-  return Promise.all(subjects.map((subject) => findReferrersOf(source, repository, subject)));
+  return Promise.all(subjects.map((subject) => findReferrersOf(source, repository, subject, signal)));
 }
 
 async function findReferrersOf(
   source: RegistryClient,
   repository: string,
   subject: string,
+  signal: AbortSignal | undefined,
 ): Promise<FoundReferrers> {
+  const options = signal ? { signal } : {};
   const [fromApi, ...tagged] = await Promise.all([
-    source.referrers(repository, subject),
+    source.referrers(repository, subject, options),
     ...[fallbackTag(subject), ...cosignTags(subject)].map(async (tag) => {
-      const found = await source.headManifest(repository, tag);
+      const found = await source.headManifest(repository, tag, options);
       return found ? { tag, descriptor: found } : undefined;
     }),
   ]);
@@ -58,8 +61,8 @@ export async function copyReferrers(
   depth = 0,
 ): Promise<number> {
   if (depth >= MAX_DEPTH) return 0;
-  const all = found ?? (await findReferrers(copier.source, copier.sourceRepository, subjects));
-  const counts = await Promise.all(all.map((f) => copyFound(copier, f, depth)));
+  const all = found ?? (await findReferrers(copier.source, copier.sourceRepository, subjects, copier.signal));
+  const counts = await Promise.all(all.map((f) => copier.guard(() => copyFound(copier, f, depth))));
   return counts.reduce((a, b) => a + b, 0);
 }
 
@@ -78,9 +81,10 @@ async function copyFound(
 }
 
 async function copyTag(copier: Copier, tag: string, descriptor: Descriptor): Promise<void> {
-  const existing = await copier.destination.headManifest(copier.destinationRepository, tag);
+  const { signal } = copier;
+  const existing = await copier.destination.headManifest(copier.destinationRepository, tag, { signal });
   if (existing?.digest === descriptor.digest) return;
-  const manifest = await copier.source.getManifest(copier.sourceRepository, descriptor.digest);
+  const manifest = await copier.source.getManifest(copier.sourceRepository, descriptor.digest, { signal });
   await copier.copyManifest(manifest, tag);
 }
 
@@ -94,18 +98,18 @@ async function copyListedReferrers(
   subject: string,
   listed: readonly Descriptor[],
 ): Promise<void> {
-  const { destination, destinationRepository } = copier;
-  const atDestination = await destination.referrers(destinationRepository, subject);
+  const { destination, destinationRepository, signal } = copier;
+  const atDestination = await destination.referrers(destinationRepository, subject, { signal });
   const present = new Set((atDestination ?? []).map((d) => d.digest));
   await Promise.all(listed.filter((d) => !present.has(d.digest)).map((d) => copier.copyManifestByDigest(d)));
   if (atDestination !== undefined) return;
 
   const tag = fallbackTag(subject);
-  const current = (await destination.headManifest(destinationRepository, tag))
-    ? await destination.getManifest(destinationRepository, tag)
+  const current = (await destination.headManifest(destinationRepository, tag, { signal }))
+    ? await destination.getManifest(destinationRepository, tag, { signal })
     : undefined;
   const merged = mergeFallbackIndex(current, listed);
-  if (merged) await destination.putManifest(destinationRepository, tag, merged);
+  if (merged) await destination.putManifest(destinationRepository, tag, merged, { signal });
 }
 
 /** The fallback index with `listed` added, or undefined when it already lists them all. */

@@ -4,7 +4,7 @@ import { digestOf, isDigest, parseDigest } from '../core/digest';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from '../core/manifest';
 import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/media-types';
 import { MirrorError } from '../errors';
-import type { BlobSource, PutManifestResult, RegistryClient } from './registry';
+import type { BlobSource, CallOptions, GetBlobOptions, PutManifestResult, RegistryClient } from './registry';
 import { withRetry } from './retry';
 import {
   header,
@@ -42,9 +42,14 @@ export class HttpRegistry implements RegistryClient {
     return this.transport.counts;
   }
 
-  async headManifest(repository: string, reference: string): Promise<Descriptor | undefined> {
+  async headManifest(
+    repository: string,
+    reference: string,
+    options: CallOptions = {},
+  ): Promise<Descriptor | undefined> {
     const what = `HEAD manifest ${repository}:${reference}`;
     const res = await this.transport.send({
+      ...signalOf(options),
       method: 'HEAD',
       url: `/v2/${repository}/manifests/${reference}`,
       repository,
@@ -60,7 +65,7 @@ export class HttpRegistry implements RegistryClient {
     const size = Number(header(res, 'content-length'));
     if (!digest || !isDigest(digest) || !mediaType || !Number.isSafeInteger(size)) {
       // Some registries leave these out of HEAD answers: the GET tells all.
-      const manifest = await this.getManifest(repository, reference);
+      const manifest = await this.getManifest(repository, reference, options);
       return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.byteLength };
     }
     if (isDigest(reference) && digest !== reference) {
@@ -69,10 +74,11 @@ export class HttpRegistry implements RegistryClient {
     return { mediaType, digest, size };
   }
 
-  async getManifest(repository: string, reference: string): Promise<Manifest> {
+  async getManifest(repository: string, reference: string, options: CallOptions = {}): Promise<Manifest> {
     const what = `GET manifest ${repository}:${reference}`;
     const { bytes, announced, contentType } = await this.getWithRetry(
       {
+        ...signalOf(options),
         url: `/v2/${repository}/manifests/${reference}`,
         repository,
         headers: { accept: ACCEPT },
@@ -102,9 +108,15 @@ export class HttpRegistry implements RegistryClient {
     return manifest;
   }
 
-  async putManifest(repository: string, reference: string, manifest: Manifest): Promise<PutManifestResult> {
+  async putManifest(
+    repository: string,
+    reference: string,
+    manifest: Manifest,
+    options: CallOptions = {},
+  ): Promise<PutManifestResult> {
     const what = `PUT manifest ${repository}:${reference}`;
     const res = await this.transport.send({
+      ...signalOf(options),
       method: 'PUT',
       url: `/v2/${repository}/manifests/${reference}`,
       repository,
@@ -127,8 +139,9 @@ export class HttpRegistry implements RegistryClient {
     return { digest, ...(subject !== undefined && { subject }) };
   }
 
-  async deleteManifest(repository: string, digest: string): Promise<void> {
+  async deleteManifest(repository: string, digest: string, options: CallOptions = {}): Promise<void> {
     const res = await this.transport.send({
+      ...signalOf(options),
       method: 'DELETE',
       url: `/v2/${repository}/manifests/${digest}`,
       repository,
@@ -140,8 +153,9 @@ export class HttpRegistry implements RegistryClient {
     await res.body.dump();
   }
 
-  async hasBlob(repository: string, digest: string): Promise<boolean> {
+  async hasBlob(repository: string, digest: string, options: CallOptions = {}): Promise<boolean> {
     const res = await this.transport.send({
+      ...signalOf(options),
       method: 'HEAD',
       url: `/v2/${repository}/blobs/${digest}`,
       repository,
@@ -153,9 +167,10 @@ export class HttpRegistry implements RegistryClient {
     return res.status === 200;
   }
 
-  async getBlob(repository: string, blob: Descriptor, onBytes?: (n: number) => void): Promise<Readable> {
+  async getBlob(repository: string, blob: Descriptor, options: GetBlobOptions = {}): Promise<Readable> {
     const what = `GET blob ${repository}@${blob.digest}`;
     const res = await this.transport.send({
+      ...signalOf(options),
       method: 'GET',
       url: `/v2/${repository}/blobs/${blob.digest}`,
       repository,
@@ -175,7 +190,7 @@ export class HttpRegistry implements RegistryClient {
         `${what}: the registry sends ${length} bytes, the descriptor says ${blob.size}`,
       );
     }
-    const verified = new VerifyingStream(blob, onBytes);
+    const verified = new VerifyingStream(blob, options.onBytes, options.signal);
     res.body.on('error', (err) => verified.destroy(transportError(what, err)));
     verified.on('close', () => {
       if (!res.body.readableEnded) res.body.destroy();
@@ -184,17 +199,22 @@ export class HttpRegistry implements RegistryClient {
     return verified;
   }
 
-  putBlob(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
-    return this.uploader.upload(repository, blob, open);
+  putBlob(repository: string, blob: Descriptor, open: BlobSource, options: CallOptions = {}): Promise<void> {
+    return this.uploader.upload(repository, blob, open, options.signal);
   }
 
-  async referrers(repository: string, digest: string): Promise<Descriptor[] | undefined> {
+  async referrers(
+    repository: string,
+    digest: string,
+    options: CallOptions = {},
+  ): Promise<Descriptor[] | undefined> {
     const out: Descriptor[] = [];
     let url = `/v2/${repository}/referrers/${digest}`;
     for (let page = 0; page < 100; page++) {
       const what = `GET referrers ${repository}@${digest}`;
       const answer = await this.getWithRetry(
         {
+          ...signalOf(options),
           url,
           repository,
           headers: { accept: MediaType.OciIndex },
@@ -222,7 +242,7 @@ export class HttpRegistry implements RegistryClient {
     return out;
   }
 
-  async listTags(repository: string): Promise<string[]> {
+  async listTags(repository: string, options: CallOptions = {}): Promise<string[]> {
     const tags: string[] = [];
     let url: string | undefined = `/v2/${repository}/tags/list?n=1000`;
     for (let page = 0; url !== undefined && page < 10_000; page++) {
@@ -230,6 +250,7 @@ export class HttpRegistry implements RegistryClient {
         url,
         repository,
         `GET tags ${repository}`,
+        options,
       );
       tags.push(...(answer.body.tags ?? []));
       url = answer.next;
@@ -241,18 +262,28 @@ export class HttpRegistry implements RegistryClient {
    * One page of the registry's repository list (`/v2/_catalog`). Not part of RegistryClient: ECR does
    * not serve it (its inventory comes from the ECR API); local registries do.
    */
-  async catalogPage(next?: string): Promise<{ repositories: string[]; nextToken?: string }> {
+  async catalogPage(
+    next?: string,
+    options: CallOptions = {},
+  ): Promise<{ repositories: string[]; nextToken?: string }> {
     const answer = await this.getJsonPage<{ repositories?: string[] | null }>(
       next ?? '/v2/_catalog?n=1000',
       '',
       'GET catalog',
+      options,
     );
     return { repositories: answer.body.repositories ?? [], ...(answer.next && { nextToken: answer.next }) };
   }
 
   /** A JSON page and the absolute URL of the next one (`Link: <…>; rel="next"`), if any. */
-  private getJsonPage<T>(url: string, repository: string, what: string): Promise<JsonPage<T>> {
-    return this.getWithRetry({ url, repository, expect: [200], kind: 'other', what }, async (res) => {
+  private getJsonPage<T>(
+    url: string,
+    repository: string,
+    what: string,
+    options: CallOptions,
+  ): Promise<JsonPage<T>> {
+    const req = { ...signalOf(options), url, repository, expect: [200], kind: 'other', what } as const;
+    return this.getWithRetry(req, async (res) => {
       let text: string;
       try {
         text = await res.body.text();
@@ -273,11 +304,17 @@ export class HttpRegistry implements RegistryClient {
     read: (res: RegistryResponse) => Promise<T>,
   ): Promise<T> {
     // once: this loop is the only one, so a failing request is not sent attempts² times.
-    return withRetry(this.transport.retryPolicy, async () =>
-      read(await this.transport.send({ ...req, method: 'GET', once: true })),
+    return withRetry(
+      this.transport.retryPolicy,
+      async () => read(await this.transport.send({ ...req, method: 'GET', once: true })),
+      undefined,
+      req.signal,
     );
   }
 }
+
+const signalOf = (options: CallOptions): { signal?: AbortSignal } =>
+  options.signal ? { signal: options.signal } : {};
 
 interface JsonPage<T> {
   body: T;

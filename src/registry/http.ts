@@ -1,6 +1,8 @@
-import http, { type IncomingHttpHeaders } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
+import { abortError } from '../errors';
+import { redactUrl } from './errors';
 import { releaseReadBuffer } from './read-buffers';
 
 /**
@@ -80,28 +82,42 @@ export function withHelpers(res: Readable): ResponseBody {
   return body;
 }
 
-export function httpRequest(
-  url: URL,
-  options: {
-    method: string;
-    headers: Record<string, string>;
-    body?: Buffer | Readable;
-    timeouts: HttpTimeouts;
-  },
-): Promise<HttpResponse> {
-  const { method, headers, body, timeouts } = options;
+export interface HttpRequestOptions {
+  method: string;
+  headers: Record<string, string>;
+  body?: Buffer | Readable;
+  timeouts: HttpTimeouts;
+  /** Aborts the request, or its response body once it arrived: the socket is destroyed. */
+  signal?: AbortSignal;
+  /** Names the request in the error of an abort; `METHOD url` when absent. */
+  label?: string;
+}
+
+export function httpRequest(url: URL, options: HttpRequestOptions): Promise<HttpResponse> {
+  const { method, headers, body, timeouts, signal } = options;
+  const label = options.label ?? `${method} ${redactUrl(url)}`;
+  if (signal?.aborted) return Promise.reject(abortError(signal, label));
   return new Promise<HttpResponse>((resolve, reject) => {
     const transport = url.protocol === 'https:' ? httpsModule() : http;
     let headersTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
+    let response: IncomingMessage | undefined;
+    const onAbort = (): void => {
+      const err = abortError(signal!, label);
+      response?.destroy(err);
+      req.destroy(err);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const req = transport.request(url, { method, headers, agent: pool(url.protocol) }, (res) => {
       clearTimeout(headersTimer);
+      response = res;
       // Silence while the body comes down fails the body stream, not the request.
       req.removeAllListeners('timeout');
       req.setTimeout(timeouts.bodyMs, () => res.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs)));
       const release = (): void => {
         // The socket goes back to the pool: the next request sets its own timeouts.
         req.setTimeout(0);
+        signal?.removeEventListener('abort', onAbort);
       };
       res.once('end', release);
       res.once('close', release);
@@ -110,6 +126,7 @@ export function httpRequest(
     req.on('error', (err) => {
       clearTimeout(headersTimer);
       clearTimeout(connectTimer);
+      signal?.removeEventListener('abort', onAbort);
       reject(err);
     });
     req.once('socket', (socket) => {

@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import type tls from 'node:tls';
+import { abortError } from '../errors';
+import { redactUrl } from './errors';
 import { type HttpResponse, type HttpTimeouts, TIMEOUT, timeoutError, withHelpers } from './http';
 import { type ParseResult, ResponseParser } from './http1-response';
 import { ReadBuffers } from './read-buffers';
@@ -26,10 +28,13 @@ const idle = new Map<string, Connection[]>();
 
 export function pooledGet(
   url: URL,
-  options: { headers: Record<string, string>; timeouts: HttpTimeouts },
+  options: { headers: Record<string, string>; timeouts: HttpTimeouts; signal?: AbortSignal; label?: string },
 ): Promise<HttpResponse> {
+  const { signal } = options;
+  const label = options.label ?? `GET ${redactUrl(url)}`;
   let request: string;
   try {
+    if (signal?.aborted) throw abortError(signal, label);
     request = requestHead(url, options.headers);
   } catch (err) {
     return Promise.reject(err);
@@ -37,7 +42,7 @@ export function pooledGet(
   const reused = takeIdle(url.origin);
   const attempt = (conn: Connection) =>
     new Promise<HttpResponse>((resolve, reject) =>
-      new Exchange(conn, options.timeouts, resolve, reject).start(request),
+      new Exchange(conn, options.timeouts, resolve, reject, label, signal).start(request),
     );
   if (!reused) return attempt(new Connection(url));
   // A kept connection the server has just closed fails before any answer: GET again on a new one.
@@ -142,17 +147,25 @@ class Exchange {
   private answered = false;
   private connectTimer: NodeJS.Timeout | undefined;
   private headersTimer: NodeJS.Timeout | undefined;
+  private readonly onAbort = (): void => this.fail(abortError(this.signal!, this.label));
 
   constructor(
     private readonly conn: Connection,
     private readonly timeouts: HttpTimeouts,
     private readonly resolve: (res: HttpResponse) => void,
     private readonly reject: (err: unknown) => void,
+    private readonly label: string,
+    private readonly signal: AbortSignal | undefined,
   ) {}
 
   start(request: string): void {
     const { conn } = this;
     conn.exchange = this;
+    if (this.signal?.aborted) {
+      this.onAbort();
+      return;
+    }
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
     conn.socket.ref();
     conn.socket.setTimeout(this.timeouts.bodyMs);
     conn.socket.resume();
@@ -258,6 +271,7 @@ class Exchange {
   private detach(): void {
     clearTimeout(this.connectTimer);
     clearTimeout(this.headersTimer);
+    this.signal?.removeEventListener('abort', this.onAbort);
     if (this.conn.exchange === this) this.conn.exchange = undefined;
   }
 }

@@ -6,6 +6,20 @@ import type { RequestKind } from './transport';
 /** Opens the bytes of a blob anew; an upload may need them more than once (retry, chunked fallback). */
 export type BlobSource = () => Promise<Readable>;
 
+/**
+ * What every RegistryClient call takes last. The signal aborts every in-flight HTTP request of the
+ * call (the socket is destroyed) and the waits between its retries; the call then rejects with a
+ * MirrorError, TIMEOUT for a deadline's reason, else CANCELLED (see abortError in src/errors.ts).
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface GetBlobOptions extends CallOptions {
+  /** Hears of the blob's bytes as they pass (progress). */
+  onBytes?: (n: number) => void;
+}
+
 export interface PutManifestResult {
   digest: string;
   /** Set when the registry indexed the manifest's subject itself (OCI 1.1 `OCI-Subject`). */
@@ -21,20 +35,27 @@ export interface RegistryClient {
   /** Requests sent so far, by kind. */
   readonly counts: Readonly<Record<RequestKind, number>>;
   /** The manifest's descriptor, or undefined when the registry has no such tag or digest. */
-  headManifest(repository: string, reference: string): Promise<Descriptor | undefined>;
+  headManifest(repository: string, reference: string, options?: CallOptions): Promise<Descriptor | undefined>;
   /** The exact bytes, checked against the digest asked for and the one the registry announced. */
-  getManifest(repository: string, reference: string): Promise<Manifest>;
-  putManifest(repository: string, reference: string, manifest: Manifest): Promise<PutManifestResult>;
-  deleteManifest(repository: string, digest: string): Promise<void>;
-  hasBlob(repository: string, digest: string): Promise<boolean>;
+  getManifest(repository: string, reference: string, options?: CallOptions): Promise<Manifest>;
+  putManifest(
+    repository: string,
+    reference: string,
+    manifest: Manifest,
+    options?: CallOptions,
+  ): Promise<PutManifestResult>;
+  deleteManifest(repository: string, digest: string, options?: CallOptions): Promise<void>;
+  hasBlob(repository: string, digest: string, options?: CallOptions): Promise<boolean>;
   /**
    * A stream of the blob that fails if its bytes do not match the descriptor's size and digest. Not
    * retried here: the caller retries the whole transfer (a break mid-body needs a fresh start anyway).
+   * The signal aborts the stream too, while it is being read.
    */
-  getBlob(repository: string, blob: Descriptor, onBytes?: (n: number) => void): Promise<Readable>;
-  putBlob(repository: string, blob: Descriptor, open: BlobSource): Promise<void>;
+  getBlob(repository: string, blob: Descriptor, options?: GetBlobOptions): Promise<Readable>;
+  /** An aborted upload cancels its session at the registry, best effort. */
+  putBlob(repository: string, blob: Descriptor, open: BlobSource, options?: CallOptions): Promise<void>;
   /** The OCI 1.1 referrers of a manifest; undefined when the registry has no referrers API. */
-  referrers(repository: string, digest: string): Promise<Descriptor[] | undefined>;
+  referrers(repository: string, digest: string, options?: CallOptions): Promise<Descriptor[] | undefined>;
   /** Tags of a repository, every page followed. */
-  listTags(repository: string): Promise<string[]>;
+  listTags(repository: string, options?: CallOptions): Promise<string[]>;
 }

@@ -1,4 +1,4 @@
-import { isRetryable } from '../errors';
+import { abortError, isRetryable, MirrorError, throwIfAborted } from '../errors';
 import { RegistryError } from './errors';
 
 export interface RetryPolicy {
@@ -18,7 +18,22 @@ export const DEFAULT_RETRY: RetryPolicy = {
   maxElapsedMs: 120_000,
 };
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`; an abort of `signal` ends the wait at once with abortError. */
+export function sleep(ms: number, signal?: AbortSignal, what = 'waiting to retry'): Promise<void> {
+  if (!signal) return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError(signal, what));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortError(signal, what));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 /** The wait before attempt `attempt + 1`: the registry's Retry-After when it gave one, else jittered backoff. */
 export function backoffDelay(
@@ -36,23 +51,31 @@ export function backoffDelay(
 
 /**
  * Runs `fn` until it succeeds, throws something not retryable, or the policy's attempts or time run out.
- * `onRetry` hears of each failed attempt that will be tried again.
+ * `onRetry` hears of each failed attempt that will be tried again. Once `signal` is aborted no attempt
+ * starts, the wait between attempts ends, and the failure is abortError (a TIMEOUT the caller's
+ * deadline caused is not retried here, whatever its `retryable` says to the caller's caller).
  */
 export async function withRetry<T>(
   policy: RetryPolicy,
   fn: (attempt: number) => Promise<T>,
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void,
+  signal?: AbortSignal,
 ): Promise<T> {
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
+    throwIfAborted(signal, 'retrying');
     try {
       return await fn(attempt);
     } catch (err) {
+      if (signal?.aborted) throw isAbort(err) ? err : abortError(signal, 'retrying');
       const delay = backoffDelay(policy, attempt, err);
       const outOfTime = Date.now() - started + delay > policy.maxElapsedMs;
       if (!isRetryable(err) || attempt >= policy.attempts || outOfTime) throw err;
       onRetry?.(err, attempt, delay);
-      await sleep(delay);
+      await sleep(delay, signal);
     }
   }
 }
+
+const isAbort = (err: unknown): boolean =>
+  err instanceof MirrorError && (err.code === 'TIMEOUT' || err.code === 'CANCELLED');

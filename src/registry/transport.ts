@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { MirrorError } from '../errors';
+import { MirrorError, throwIfAborted, untilAborted } from '../errors';
 import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
 import { errorFromResponse, RegistryError, redactUrl } from './errors';
 import { closePools, type HttpResponse, httpRequest, type ResponseBody, TIMEOUT } from './http';
@@ -54,6 +54,8 @@ export interface RegistryRequest {
   kind: RequestKind;
   /** For messages: "GET manifest team/app:1.0". */
   what: string;
+  /** Aborts the request (its response body too, once it arrived) and the waits between retries. */
+  signal?: AbortSignal;
 }
 
 export interface RegistryResponse {
@@ -119,7 +121,7 @@ export class Transport {
   async send(req: RegistryRequest): Promise<RegistryResponse> {
     const replayable = !req.once && (req.body === undefined || Buffer.isBuffer(req.body));
     if (!replayable) return this.sendOnce(req);
-    return withRetry(this.retry, () => this.sendOnce(req));
+    return withRetry(this.retry, () => this.sendOnce(req), undefined, req.signal);
   }
 
   private async sendOnce(req: RegistryRequest): Promise<RegistryResponse> {
@@ -131,10 +133,12 @@ export class Transport {
     let challenged = false;
 
     for (let hop = 0; hop <= MAX_REDIRECTS; ) {
+      throwIfAborted(req.signal, req.what);
       const toRegistry = url.origin === this.base.origin;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
       if (toRegistry) {
-        const authorization = await this.authorization(scope);
+        // Tokens and credentials are shared by concurrent requests: one caller's abort stops its wait only.
+        const authorization = await untilAborted(this.authorization(scope), req.signal, req.what);
         if (authorization) headers.authorization = authorization;
       } else {
         // Another host (ECR sends blob GETs to S3): the registry's credentials stay behind.
@@ -146,7 +150,8 @@ export class Transport {
       if (res.status === 401 && toRegistry && !challenged && !streaming) {
         await res.body.dump();
         challenged = true;
-        if (await this.handleChallenge(header(res, 'www-authenticate'), scope, req)) continue;
+        const challenge = this.handleChallenge(header(res, 'www-authenticate'), scope, req);
+        if (await untilAborted(challenge, req.signal, req.what)) continue;
         throw new RegistryError(
           'UNAUTHORIZED',
           `${req.what}: HTTP 401 (credentials were refused or are missing)`,
@@ -199,19 +204,23 @@ export class Transport {
     body: Buffer | Readable | undefined,
   ): Promise<RegistryResponse> {
     this.counts[req.kind]++;
+    const label = `${req.what} (${redactUrl(url)})`;
+    const signal = req.signal;
     try {
       const res =
         req.pooledBody && method === 'GET'
-          ? await pooledGet(url, { headers, timeouts: this.timeouts })
+          ? await pooledGet(url, { headers, timeouts: this.timeouts, label, ...(signal && { signal }) })
           : await httpRequest(url, {
               method,
               headers,
               ...(body !== undefined && { body }),
               timeouts: this.timeouts,
+              label,
+              ...(signal && { signal }),
             });
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     } catch (err) {
-      throw transportError(`${req.what} (${redactUrl(url)})`, err);
+      throw transportError(label, err);
     }
   }
 

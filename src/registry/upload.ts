@@ -12,6 +12,12 @@ export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
 export type UploadMode = 'auto' | 'monolithic' | 'chunked';
 
+/**
+ * An abandoned upload session is cancelled with this much time of its own: the copy's signal is
+ * usually the reason it was abandoned, aborted already.
+ */
+const CANCEL_TIMEOUT_MS = 5_000;
+
 /** Statuses with which a registry says it will not take a blob in one PUT. */
 const REFUSALS = new Set([405, 411, 413, 415, 501]);
 
@@ -37,29 +43,35 @@ export class BlobUploader {
     }
   }
 
-  async upload(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+  async upload(repository: string, blob: Descriptor, open: BlobSource, signal?: AbortSignal): Promise<void> {
     try {
-      await this.transfer(repository, blob, open);
+      await this.transfer(repository, blob, open, signal);
     } catch (err) {
       throw asUploadRefused(err);
     }
   }
 
-  private async transfer(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+  private async transfer(
+    repository: string,
+    blob: Descriptor,
+    open: BlobSource,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     if (this.mode === 'chunked' || (this.mode === 'auto' && this.monolithicRefused)) {
-      return this.chunked(repository, blob, open);
+      return this.chunked(repository, blob, open, signal);
     }
     try {
-      await this.monolithic(repository, blob, open);
+      await this.monolithic(repository, blob, open, signal);
     } catch (err) {
       if (this.mode !== 'auto' || !isMonolithicRefusal(err)) throw err;
       this.monolithicRefused = true;
-      await this.chunked(repository, blob, open);
+      await this.chunked(repository, blob, open, signal);
     }
   }
 
-  private async start(repository: string, blob: Descriptor): Promise<URL> {
+  private async start(repository: string, blob: Descriptor, signal: AbortSignal | undefined): Promise<URL> {
     const res = await this.transport.send({
+      ...(signal && { signal }),
       method: 'POST',
       url: `/v2/${repository}/blobs/uploads/`,
       repository,
@@ -78,12 +90,20 @@ export class BlobUploader {
     return new URL(location, res.url);
   }
 
-  private async monolithic(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
+  private async monolithic(
+    repository: string,
+    blob: Descriptor,
+    open: BlobSource,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     // The upload session and the download start together: one round trip less on every blob. Until
     // the PUT reads the download, an error on it (a reset) is held here rather than thrown unheard.
     let early: unknown;
     const held = (body: Readable): Readable => body.once('error', (err) => (early ??= err));
-    const [session, source] = await Promise.allSettled([this.start(repository, blob), open().then(held)]);
+    const [session, source] = await Promise.allSettled([
+      this.start(repository, blob, signal),
+      open().then(held),
+    ]);
     if (session.status === 'rejected') {
       if (source.status === 'fulfilled') source.value.destroy();
       throw session.reason;
@@ -97,6 +117,7 @@ export class BlobUploader {
     const body = source.value;
     try {
       const res = await this.transport.send({
+        ...(signal && { signal }),
         method: 'PUT',
         url: withDigestParam(location, blob.digest),
         repository,
@@ -115,14 +136,20 @@ export class BlobUploader {
     }
   }
 
-  private async chunked(repository: string, blob: Descriptor, open: BlobSource): Promise<void> {
-    let location = await this.start(repository, blob);
+  private async chunked(
+    repository: string,
+    blob: Descriptor,
+    open: BlobSource,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    let location = await this.start(repository, blob, signal);
     let source: Readable | undefined;
     try {
       source = await open();
       let offset = 0;
       for await (const chunk of chunks(source, this.chunkBytes)) {
         const res = await this.transport.send({
+          ...(signal && { signal }),
           method: 'PATCH',
           url: location.href,
           repository,
@@ -145,6 +172,7 @@ export class BlobUploader {
         offset += chunk.length;
       }
       const res = await this.transport.send({
+        ...(signal && { signal }),
         method: 'PUT',
         url: withDigestParam(location, blob.digest),
         repository,
@@ -166,6 +194,7 @@ export class BlobUploader {
   private async cancel(repository: string, location: URL): Promise<void> {
     try {
       const res = await this.transport.send({
+        signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS),
         method: 'DELETE',
         url: location.href,
         repository,

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Descriptor } from '../core/descriptor';
 import { parseDigest } from '../core/digest';
-import { MirrorError } from '../errors';
+import { abortError, MirrorError } from '../errors';
 
 /** Bytes gathered before they are passed on together (see `pump` in http.ts). */
 const BATCH_BYTES = 256 * 1024;
@@ -23,11 +23,20 @@ export class VerifyingStream extends Transform {
   constructor(
     private readonly blob: Descriptor,
     private readonly onBytes?: (n: number) => void,
+    signal?: AbortSignal,
   ) {
     super();
     const { algorithm, hex } = parseDigest(blob.digest);
     this.hash = createHash(algorithm);
     this.expected = hex;
+    if (signal) {
+      const onAbort = (): void => void this.destroy(abortError(signal, `blob ${blob.digest}`));
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

@@ -1,11 +1,13 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { getManifest, pushImage } from '../support/content';
 import { startEcrApi } from '../support/ecr-api';
+import { startFaultProxy } from '../support/fault-proxy';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
-import { ensureBuilt, runBuilt } from '../support/run-built';
+import { ensureBuilt, ROOT, runBuilt } from '../support/run-built';
 
 const CREDS = `${TEST_USER}:${TEST_PASSWORD}`;
 
@@ -161,4 +163,78 @@ test('copies from a registry over TLS (manifests on node:https, blobs read into 
   } finally {
     front.close();
   }
+});
+
+describe('--timeout and Ctrl-C', () => {
+  const slowSource = async (repo: string) => {
+    await pushImage(a, repo, 'v1', { layers: [400_000] });
+    const proxy = await startFaultProxy(a);
+    // 20 KB/s: the layer would take 20 s.
+    proxy.fault({
+      method: 'GET',
+      path: new RegExp(`^/v2/${repo}/blobs/`),
+      action: { type: 'throttle', bytesPerSecond: 20_000 },
+    });
+    return proxy;
+  };
+  const args = (src: string, dst: string, ...extra: string[]) => [
+    'copy',
+    '--insecure',
+    '--src-creds',
+    CREDS,
+    '--dest-creds',
+    CREDS,
+    ...extra,
+    src,
+    dst,
+  ];
+
+  test('--timeout: the copy stops at the deadline with one TIMEOUT line, exit 1, no tag', async () => {
+    const proxy = await slowSource('cli/slow');
+    try {
+      const r = await run(args(`${proxy.host}/cli/slow:v1`, `${b.host}/cli/slow:v1`, '--timeout', '2s'));
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^ecr-mirror: TIMEOUT: .*the --timeout of 2s passed/);
+      const get = proxy.seen('GET', /\/blobs\//).find((x) => x.fault === 'throttle');
+      expect(get?.aborted).toBe(true);
+      expect((await getManifest(b, 'cli/slow', 'v1')).status).toBe(404);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('--timeout must be a duration', async () => {
+    const r = await run(['copy', '--timeout', 'soon', 'h.io/a:1', 'h.io/b:1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--timeout must be a duration/);
+  });
+
+  test('Ctrl-C cancels cleanly: requests aborted, one CANCELLED line, exit 130, no tag', async () => {
+    const proxy = await slowSource('cli/interrupted');
+    try {
+      const child = spawn(
+        process.execPath,
+        [`${ROOT}/dist/cli.js`, ...args(`${proxy.host}/cli/interrupted:v1`, `${b.host}/cli/interrupted:v1`)],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      for (let i = 0; i < 200 && !proxy.seen('GET', /\/blobs\//).some((x) => x.fault === 'throttle'); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toMatch(/^ecr-mirror: CANCELLED: .*interrupted \(Ctrl-C\)/);
+      const get = proxy.seen('GET', /\/blobs\//).find((x) => x.fault === 'throttle');
+      expect(get?.aborted).toBe(true);
+      expect((await getManifest(b, 'cli/interrupted', 'v1')).status).toBe(404);
+    } finally {
+      await proxy.close();
+    }
+  });
 });

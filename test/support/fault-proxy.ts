@@ -27,6 +27,10 @@ export interface SeenRequest {
   status?: number;
   /** The action of the fault rule that handled it, if one did. */
   fault?: FaultAction['type'];
+  /** Date.now() when its connection closed or its answer was complete, whichever came first. */
+  endedAt?: number;
+  /** The client closed the connection before the answer was complete. */
+  aborted?: boolean;
 }
 
 export type FaultAction =
@@ -45,7 +49,13 @@ export type FaultAction =
   /** Forwards after `ms` milliseconds (a registry slow to answer). */
   | { type: 'delay'; ms: number }
   /** Forwards, and changes the status when the registry answered `from`. */
-  | { type: 'rewriteStatus'; from: number; to: number };
+  | { type: 'rewriteStatus'; from: number; to: number }
+  /** Forwards, with the registry's body sent at `bytesPerSecond` (in ten pieces a second). */
+  | { type: 'throttle'; bytesPerSecond: number }
+  /** Sends the registry's headers and `afterBytes` bytes of its body, then nothing, connection open. */
+  | { type: 'stallBody'; afterBytes: number }
+  /** Answers `status` (without asking the registry) with a body that never ends, sent as fast as read. */
+  | { type: 'endless'; status: number; headers?: Record<string, string> };
 
 export interface FaultRule {
   method: string;
@@ -105,10 +115,13 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       onResponse,
     );
     up.on('error', () => res.destroy());
+    // A client that gives up mid-body (an aborted upload) aborts the request to the registry too.
+    req.on('error', () => up.destroy());
     req.pipe(up);
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    req.on('error', () => undefined); // a client that went away: `res` records it
     const seen = record(req, requests);
     const installed = faults.find(
       ({ rule, fired }) =>
@@ -126,9 +139,28 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       seen.status = status;
       res.writeHead(status, headers);
     };
+    res.once('finish', () => {
+      seen.endedAt ??= Date.now();
+    });
+    res.once('close', () => {
+      if (seen.endedAt !== undefined) return;
+      seen.endedAt = Date.now();
+      seen.aborted = true;
+    });
 
     if (action?.type === 'stall') {
       req.resume();
+      return;
+    }
+    if (action?.type === 'endless') {
+      req.resume();
+      answer(action.status, { 'content-type': 'text/plain', ...action.headers });
+      const filler = Buffer.alloc(64 * 1024, 'x');
+      const more = (): void => {
+        while (!res.destroyed && res.write(filler));
+        if (!res.destroyed) res.once('drain', more);
+      };
+      more();
       return;
     }
     if (action?.type === 'status' || action?.type === 'redirect') {
@@ -161,6 +193,14 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       const status = upRes.statusCode ?? 502;
       const rewrite = action?.type === 'rewriteStatus' && status === action.from;
       answer(rewrite ? action.to : status, upRes.headers);
+      if (action?.type === 'throttle') {
+        void paced(upRes, res, action.bytesPerSecond);
+        return;
+      }
+      if (action?.type === 'stallBody') {
+        void stallAfter(upRes, res, action.afterBytes);
+        return;
+      }
       const cutAt = action?.type === 'reset' || action?.type === 'truncate' ? action.afterBytes : undefined;
       const declared = Number(upRes.headers['content-length'] ?? 0);
       const flipAt = action?.type === 'corrupt' ? (action.at ?? Math.floor(declared / 2)) : undefined;
@@ -237,6 +277,34 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       agent.destroy();
     },
   };
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Sends `upRes`'s body on at `bytesPerSecond`, in pieces of a tenth of that. */
+async function paced(upRes: IncomingMessage, res: ServerResponse, bytesPerSecond: number): Promise<void> {
+  const step = Math.max(1, Math.floor(bytesPerSecond / 10));
+  for await (const data of upRes) {
+    const chunk = data as Buffer;
+    for (let at = 0; at < chunk.length; at += step) {
+      if (res.destroyed) return; // the client went away: the loop's end drops upRes too
+      res.write(chunk.subarray(at, at + step));
+      await pause(100);
+    }
+  }
+  res.end();
+}
+
+/** Sends `afterBytes` of `upRes`'s body, then nothing: the connection stays open until the client goes. */
+async function stallAfter(upRes: IncomingMessage, res: ServerResponse, afterBytes: number): Promise<void> {
+  let sent = 0;
+  for await (const data of upRes) {
+    const chunk = data as Buffer;
+    const take = Math.min(chunk.length, afterBytes - sent);
+    if (take > 0) res.write(chunk.subarray(0, take));
+    sent += take;
+    if (sent >= afterBytes) break;
+  }
 }
 
 /** An HTTP server on loopback whose close() also ends open connections, stalled ones included. */
