@@ -194,11 +194,11 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       const rewrite = action?.type === 'rewriteStatus' && status === action.from;
       answer(rewrite ? action.to : status, upRes.headers);
       if (action?.type === 'throttle') {
-        void paced(upRes, res, action.bytesPerSecond);
+        paced(upRes, res, action.bytesPerSecond).catch(() => res.destroy());
         return;
       }
       if (action?.type === 'stallBody') {
-        void stallAfter(upRes, res, action.afterBytes);
+        stallAfter(upRes, res, action.afterBytes).catch(() => res.destroy());
         return;
       }
       const cutAt = action?.type === 'reset' || action?.type === 'truncate' ? action.afterBytes : undefined;
