@@ -1,5 +1,4 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -8,7 +7,7 @@ import { describeError } from '../errors';
 import { parseEvent } from '../mirror/event';
 import { type DestinationOutcome, mirrorAction } from '../mirror/mirror-action';
 import { createRuntime, type MirrorRuntime } from '../mirror/runtime';
-import { logger, metrics } from '../observability';
+import { countRetries, emit, logger, metrics } from '../observability';
 import { createLimiter } from '../util/limit';
 
 /** Queue messages handled at once within a batch; each may copy to several destinations. */
@@ -25,7 +24,10 @@ export function createMirrorHandler(getRuntime: () => MirrorRuntime) {
   const limit = createLimiter(RECORD_CONCURRENCY);
   const run = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
     const rt = getRuntime();
+    const retries = countRetries();
     const verdicts = await Promise.all(event.Records.map((r) => limit(() => handleRecord(r, rt))));
+    retries();
+    emit('MessagesRetried', verdicts.filter((v) => v === 'retry').length);
     return {
       batchItemFailures: event.Records.filter((_, i) => verdicts[i] === 'retry').map((r) => ({
         itemIdentifier: r.messageId,
@@ -44,7 +46,7 @@ async function handleRecord(record: SQSRecord, rt: MirrorRuntime): Promise<Verdi
     const parsed = parseEvent(record.body);
     if (parsed.kind === 'ignored') {
       logger.info('event ignored', { eventId: parsed.eventId, reason: parsed.reason });
-      metrics.addMetric('EventsIgnored', MetricUnit.Count, 1);
+      emit('EventsIgnored', 1);
       return 'done';
     }
     if (parsed.kind === 'malformed') {
@@ -53,7 +55,7 @@ async function handleRecord(record: SQSRecord, rt: MirrorRuntime): Promise<Verdi
         messageId: record.messageId,
         reason: parsed.reason,
       });
-      metrics.addMetric('EventsMalformed', MetricUnit.Count, 1);
+      emit('EventsMalformed', 1);
       const now = new Date().toISOString();
       await rt.store.finish({
         sourceRepository: parsed.repository ?? '(malformed)',
@@ -82,7 +84,7 @@ async function handleRecord(record: SQSRecord, rt: MirrorRuntime): Promise<Verdi
         repository: action.repository,
         reason: result.reason,
       });
-      metrics.addMetric('EventsIgnored', MetricUnit.Count, 1);
+      emit('EventsIgnored', 1);
       return 'done';
     }
     for (const outcome of result.outcomes) report(outcome);
@@ -125,23 +127,19 @@ function report(o: DestinationOutcome): void {
       error: r.lastErrorMessage,
       retryable: o.error?.retryable,
     });
-    metrics.addMetric('ImagesFailed', MetricUnit.Count, 1);
+    emit('ImagesFailed', 1);
     return;
   }
   logger.info(r.status === 'deleted' ? 'image deleted' : 'image mirrored', fields);
   if (r.status === 'succeeded') {
-    metrics.addMetric('ImagesMirrored', MetricUnit.Count, 1);
-    metrics.addMetric('BytesCopied', MetricUnit.Bytes, r.bytes);
+    emit('ImagesMirrored', 1);
+    emit('BytesCopied', r.bytes);
   } else if (r.status === 'skipped') {
-    metrics.addMetric('ImagesSkipped', MetricUnit.Count, 1);
+    emit('ImagesSkipped', 1);
   }
   if (r.status === 'succeeded' || r.status === 'skipped') {
     // From the push to the image being in place at the destination.
-    metrics.addMetric(
-      'MirrorLatency',
-      MetricUnit.Milliseconds,
-      Math.max(0, Date.now() - Date.parse(r.eventTime)),
-    );
+    emit('MirrorLatency', Math.max(0, Date.now() - Date.parse(r.eventTime)));
   }
 }
 
@@ -168,7 +166,7 @@ async function deadLetter(
   }
   await rt.deadLetters.send({ body: record.body, code, reason, ...(eventId && { eventId }) });
   logger.warn('message dead-lettered', { messageId: record.messageId, eventId, errorCode: code, reason });
-  metrics.addMetric('MessagesDeadLettered', MetricUnit.Count, 1);
+  emit('MessagesDeadLettered', 1);
   return 'done';
 }
 

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ECRClient } from '@aws-sdk/client-ecr';
@@ -16,7 +15,7 @@ import { recordResync } from '../aws/resync-log';
 import { loadConfig } from '../config/config';
 import { MirrorError } from '../errors';
 import { createRuntime, type MirrorRuntime } from '../mirror/runtime';
-import { logger, metrics } from '../observability';
+import { countRetries, emit, logger, metrics } from '../observability';
 import type { MirrorJob, ResyncSummary } from '../resync/plan';
 import { type ResyncDeps, type ResyncInput, type ResyncResult, runResync } from '../resync/resync';
 import { createPacer } from '../util/pacer';
@@ -96,6 +95,7 @@ export function awsResyncServices(runtime: MirrorRuntime, clients: AwsClients): 
 export function createResyncHandler(getServices: () => ResyncServices) {
   const run = async (event: unknown, context: Context): Promise<ResyncResult> => {
     const input = parseResyncInput(event);
+    const retries = countRetries();
     const services = getServices();
     const { runtime, enqueue, continueInBackground, record } = services;
     if (!input.dryRun && !enqueue) {
@@ -122,8 +122,12 @@ export function createResyncHandler(getServices: () => ResyncServices) {
     });
     const s = result.summary;
     logger.info(s.complete ? 'resync finished' : 'resync paused', { summary: s });
-    metrics.addMetric('ResyncChecked', MetricUnit.Count, s.checked);
-    metrics.addMetric('ResyncEnqueued', MetricUnit.Count, s.enqueued);
+    retries();
+    // Per invocation: a run that continues in a new invocation counts once, when it finishes.
+    if (s.complete) emit('ResyncRuns', 1);
+    emit('ResyncChecked', s.checked);
+    emit('ResyncEnqueued', s.enqueued);
+    emit('ResyncErrors', s.errors.length);
     return result;
   };
   return middy(run)

@@ -50,6 +50,12 @@ export function backoffDelay(
 }
 
 /**
+ * Retries in this process so far, all registries together, and how many of them followed a throttling
+ * answer (429, TOOMANYREQUESTS): the functions report the growth per invocation as metrics.
+ */
+export const retryCounts = { retries: 0, throttled: 0 };
+
+/**
  * Runs `fn` until it succeeds, throws something not retryable, or the policy's attempts or time run out.
  * `onRetry` hears of each failed attempt that will be tried again. Once `signal` is aborted no attempt
  * starts, the wait between attempts ends, and the failure is abortError (a TIMEOUT the caller's
@@ -71,6 +77,8 @@ export async function withRetry<T>(
       const delay = backoffDelay(policy, attempt, err);
       const outOfTime = Date.now() - started + delay > policy.maxElapsedMs;
       if (!isRetryable(err) || attempt >= policy.attempts || outOfTime) throw err;
+      retryCounts.retries++;
+      if ((err as { code?: string }).code === 'TOO_MANY_REQUESTS') retryCounts.throttled++;
       onRetry?.(err, attempt, delay);
       await sleep(delay, signal);
     }

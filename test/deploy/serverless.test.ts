@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { tableDefinition, timeToLiveDefinition } from '../../src/aws/status-table';
+import { METRIC_NAMES, METRIC_NAMESPACE, type MetricName } from '../../src/metrics';
 import { type FunctionName, PERMISSIONS } from '../../src/permissions';
 import { STATUS_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../src/status/schema';
 import {
@@ -61,6 +62,8 @@ const CUSTOM_PARAMS = {
   maxReceives: '3',
   maxConcurrency: '4',
   alarmTopicArn: TOPIC,
+  latencyAlarmMinutes: '2.5',
+  dashboard: 'false',
 };
 
 interface Packaged {
@@ -227,7 +230,8 @@ describe('serverless.yml packaged by osls', () => {
           ].sort(),
         );
         expect(vars).not.toHaveProperty('REGISTRY_ENDPOINTS');
-        expect(vars.POWERTOOLS_SERVICE_NAME).toBe('ecr-mirror');
+        // One `service` dimension per stage (the dashboard's).
+        expect(vars.POWERTOOLS_SERVICE_NAME).toBe('ecr-mirror-ci');
         expect(vars.POWERTOOLS_METRICS_NAMESPACE).toBe('EcrMirror');
       }
     });
@@ -349,7 +353,7 @@ describe('serverless.yml packaged by osls', () => {
         [defaults, []],
         [custom, [TOPIC]],
       ] as const) {
-        const alarm = props(resource(p.template, 'AWS::CloudWatch::Alarm')[1]);
+        const alarm = props(named(p.template, 'MirrorDeadLetterAlarm'));
         expect(alarm).toMatchObject({
           Namespace: 'AWS/SQS',
           MetricName: 'ApproximateNumberOfMessagesVisible',
@@ -529,6 +533,122 @@ describe('serverless.yml packaged by osls', () => {
     it('waits for the mirror role before the queue’s event source starts polling with it', () => {
       const mapping = resource(defaults.template, 'AWS::Lambda::EventSourceMapping')[1];
       expect(asList(mapping.DependsOn)).toContain(roleOf(defaults, 'mirror')[0]);
+    });
+  });
+
+  describe('the dashboard and the alarms', () => {
+    type Line = (string | Record<string, string>)[];
+    interface Widget {
+      type: string;
+      properties: { title?: string; metrics?: Line[]; alarms?: string[]; region?: string };
+    }
+    const widgets = (p: Packaged): Widget[] => {
+      const body = props(named(p.template, 'Dashboard')).DashboardBody as { 'Fn::Sub': string };
+      return (JSON.parse(body['Fn::Sub']) as { widgets: Widget[] }).widgets;
+    };
+    /** Each metric of the dashboard: namespace, name, dimensions and options. */
+    const lines = (p: Packaged) =>
+      widgets(p).flatMap((w) =>
+        (w.properties.metrics ?? []).map((line) => {
+          const options = typeof line.at(-1) === 'object' ? (line.at(-1) as Record<string, string>) : {};
+          const parts = line.filter((x): x is string => typeof x === 'string');
+          const [namespace, name, ...rest] = parts;
+          const dimensions: Record<string, string> = {};
+          for (let i = 0; i + 1 < rest.length; i += 2) dimensions[rest[i]!] = rest[i + 1]!;
+          return { widget: w.properties.title, namespace, name: name!, dimensions, options };
+        }),
+      );
+    const service = (p: Packaged) =>
+      (props(mirrorFunction(p.template)).Environment as { Variables: Record<string, Json> }).Variables
+        .POWERTOOLS_SERVICE_NAME;
+
+    it('is on by default, and the dashboard param turns it off', () => {
+      expect(named(defaults.template, 'Dashboard').Condition).toBe('DashboardEnabled');
+      expect(defaults.template.Conditions?.DashboardEnabled).toEqual({ 'Fn::Equals': ['true', 'true'] });
+      expect(custom.template.Conditions?.DashboardEnabled).toEqual({ 'Fn::Equals': ['false', 'true'] });
+      expect(props(named(defaults.template, 'Dashboard')).DashboardName).toBe('ecr-mirror-ci');
+    });
+
+    it('shows only EcrMirror metrics the code emits (src/metrics.ts), with the functions’ service dimension', () => {
+      const ours = lines(defaults).filter((l) => l.namespace === METRIC_NAMESPACE);
+      expect(ours.length).toBeGreaterThan(10);
+      expect(service(defaults)).toBe('ecr-mirror-ci');
+      for (const l of ours) {
+        expect(METRIC_NAMES).toContain(l.name);
+        expect(l.dimensions).toEqual({ service: service(defaults) });
+      }
+      for (const l of lines(defaults)) {
+        expect([METRIC_NAMESPACE, 'AWS/Lambda', 'AWS/SQS']).toContain(l.namespace);
+      }
+      expect(
+        (props(mirrorFunction(defaults.template)).Environment as JsonObject).Variables as JsonObject,
+      ).toMatchObject({ POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE });
+    });
+
+    it('has a widget for each thing the issue lists', () => {
+      const shown = (namespace: string, name: string) =>
+        lines(defaults).filter((l) => l.namespace === namespace && l.name === name);
+      const latency = shown(METRIC_NAMESPACE, 'MirrorLatency' satisfies MetricName);
+      expect(latency.map((l) => l.options.stat)).toEqual(['p50', 'p90', 'p99']);
+      const emitted: MetricName[] = [
+        'ImagesMirrored',
+        'ImagesSkipped',
+        'ImagesFailed',
+        'BytesCopied',
+        'RegistryThrottles',
+        'RegistryRetries',
+        'ResyncRuns',
+        'ResyncEnqueued',
+      ];
+      for (const name of emitted) expect(shown(METRIC_NAMESPACE, name)).not.toHaveLength(0);
+      const dlq = { QueueName: `\${${queues(defaults.template).dlq}.QueueName}` };
+      for (const name of ['ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage']) {
+        expect(shown('AWS/SQS', name).map((l) => l.dimensions)).toEqual([dlq]);
+      }
+      for (const name of ['Errors', 'Duration', 'ConcurrentExecutions']) {
+        expect(shown('AWS/Lambda', name).map((l) => l.dimensions.FunctionName)).toEqual([
+          'ecr-mirror-ci-mirror',
+          'ecr-mirror-ci-resync',
+        ]);
+      }
+      const alarms = widgets(defaults).find((w) => w.type === 'alarm');
+      expect(alarms?.properties.alarms).toEqual([
+        `\${MirrorLatencyAlarm.Arn}`,
+        `\${MirrorDeadLetterAlarm.Arn}`,
+      ]);
+      for (const w of widgets(defaults).filter((x) => x.type === 'metric')) {
+        expect(w.properties.region).toBe(`\${AWS::Region}`);
+      }
+    });
+
+    it('raises an alarm when the p99 of mirror latency stays above latencyAlarmMinutes', () => {
+      for (const [p, thresholdMs, actions] of [
+        [defaults, 10 * 60_000, []],
+        [custom, 2.5 * 60_000, [TOPIC]],
+      ] as const) {
+        const alarm = props(named(p.template, 'MirrorLatencyAlarm'));
+        expect(alarm).toMatchObject({
+          Namespace: METRIC_NAMESPACE,
+          MetricName: 'MirrorLatency' satisfies MetricName,
+          Dimensions: [{ Name: 'service', Value: service(p) }],
+          ExtendedStatistic: 'p99',
+          Threshold: thresholdMs,
+          ComparisonOperator: 'GreaterThanThreshold',
+          TreatMissingData: 'notBreaching',
+        });
+        expect(alarm.AlarmActions).toEqual(actions);
+        // Beside the dead-letter alarm, with the same actions.
+        expect(props(named(p.template, 'MirrorDeadLetterAlarm')).AlarmActions).toEqual(actions);
+      }
+    });
+
+    it('lists only metrics the code emits', async () => {
+      // Every name of src/metrics.ts is passed to emit() somewhere in src/ (emit takes no other).
+      const { readdir } = await import('node:fs/promises');
+      const files = (await readdir(join(root, 'src'), { recursive: true })).filter((f) => f.endsWith('.ts'));
+      const text = (await Promise.all(files.map((f) => readFile(join(root, 'src', f), 'utf8')))).join('\n');
+      const emitted = new Set([...text.matchAll(/\bemit\('(\w+)'/g)].map((m) => m[1]));
+      expect(METRIC_NAMES.filter((n) => !emitted.has(n))).toEqual([]);
     });
   });
 
