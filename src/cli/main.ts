@@ -87,6 +87,29 @@ program
   .addOption(new Option('--region <REGION>', "the function's region").env('AWS_REGION'))
   .action(async (opts) => (await import('./resync')).runResyncCommand(opts));
 
+program
+  .command('doctor')
+  .description(
+    "check a mirror's whole setup from where you stand: each problem with its principal, action, resource and fix",
+  )
+  .option(
+    '--function <NAME>',
+    'read the configuration from the deployed mirror function (lambda:GetFunctionConfiguration)',
+  )
+  .option('--repository <REPO[:TAG]>', 'the source repository (and tag) to check, instead of a sample')
+  .option('--json', 'print the checks as JSON: [{ "id", "status", "detail", "fix" }]')
+  .addHelpText(
+    'after',
+    `
+Without --function it reads the environment the Lambdas read (SOURCE_ACCOUNT_ID, DESTINATIONS, STATUS_TABLE, ...).
+Exit codes: 0 when no check failed, 1 when one did, 2 on a usage error.
+
+Examples:
+  ecr-mirror doctor --function ecr-mirror-prod-mirror
+  SOURCE_ACCOUNT_ID=111111111111 SOURCE_REGION=us-east-1 ecr-mirror doctor --repository team/api:1.4`,
+  )
+  .action(async (opts) => (await import('./doctor')).runDoctorCommand(opts));
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

@@ -141,18 +141,39 @@ function int(env: NodeJS.ProcessEnv, setting: string, fallback: number, min: num
   return n;
 }
 
+/** The source side alone: what `ecr-mirror doctor` checks where no mirror is configured (a consumer of `grant`). */
+export type SourceConfig = Pick<
+  MirrorConfig,
+  'sourceAccountId' | 'sourceRegion' | 'repositoryPrefixes' | 'repositories' | 'tags' | 'registryEndpoints'
+>;
+
+/** Reads and validates the source settings; loadConfig reads them the same way. */
+export function loadSourceConfig(env: NodeJS.ProcessEnv = process.env): SourceConfig {
+  return {
+    sourceAccountId: check(
+      'SOURCE_ACCOUNT_ID',
+      accountId,
+      env.SOURCE_ACCOUNT_ID ?? fail('SOURCE_ACCOUNT_ID', 'is required'),
+    ),
+    sourceRegion: check(
+      'SOURCE_REGION',
+      region,
+      env.SOURCE_REGION || env.AWS_REGION || fail('SOURCE_REGION', 'is required (or AWS_REGION)'),
+    ),
+    repositoryPrefixes: parsePatternList(env.REPOSITORY_PREFIXES),
+    repositories: {
+      include: parsePatternList(env.REPOSITORY_INCLUDE),
+      exclude: parsePatternList(env.REPOSITORY_EXCLUDE),
+    },
+    tags: { include: parsePatternList(env.TAG_INCLUDE), exclude: parsePatternList(env.TAG_EXCLUDE) },
+    registryEndpoints: parseRegistryEndpoints(env.REGISTRY_ENDPOINTS),
+  };
+}
+
 /** Reads and validates the whole configuration; throws INVALID_CONFIG naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
-  const sourceAccountId = check(
-    'SOURCE_ACCOUNT_ID',
-    accountId,
-    env.SOURCE_ACCOUNT_ID ?? fail('SOURCE_ACCOUNT_ID', 'is required'),
-  );
-  const sourceRegion = check(
-    'SOURCE_REGION',
-    region,
-    env.SOURCE_REGION || env.AWS_REGION || fail('SOURCE_REGION', 'is required (or AWS_REGION)'),
-  );
+  const source = loadSourceConfig(env);
+  const { sourceAccountId, sourceRegion } = source;
   const defaults = check('REPOSITORY_SETTINGS', repositorySettings, json(env, 'REPOSITORY_SETTINGS') ?? {});
   const rawDestinations = check(
     'DESTINATIONS',
@@ -183,20 +204,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
 
   const statusTable = env.STATUS_TABLE?.trim() || fail('STATUS_TABLE', 'is required');
   return {
-    sourceAccountId,
-    sourceRegion,
+    ...source,
     destinations,
-    repositoryPrefixes: parsePatternList(env.REPOSITORY_PREFIXES),
-    repositories: {
-      include: parsePatternList(env.REPOSITORY_INCLUDE),
-      exclude: parsePatternList(env.REPOSITORY_EXCLUDE),
-    },
-    tags: { include: parsePatternList(env.TAG_INCLUDE), exclude: parsePatternList(env.TAG_EXCLUDE) },
     mirrorUntagged: bool(env, 'MIRROR_UNTAGGED', true),
     createRepositories: bool(env, 'CREATE_REPOSITORIES', true),
     syncDeletes: bool(env, 'SYNC_DELETES', false),
     referrers: bool(env, 'COPY_REFERRERS', true),
-    registryEndpoints: parseRegistryEndpoints(env.REGISTRY_ENDPOINTS),
     statusTable,
     historyTtlDays: int(env, 'HISTORY_TTL_DAYS', 30, 1, 3650),
     eventBusName: env.EVENT_BUS_NAME?.trim() || 'default',

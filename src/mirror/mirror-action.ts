@@ -2,6 +2,7 @@ import { type Destination, repositoryInScope } from '../config/config';
 import { matchesFilter } from '../config/patterns';
 import { copyImage } from '../copy/copy-image';
 import type { Reference } from '../core/reference';
+import { deniedRecordMessage } from '../doctor/denied';
 import { MirrorError, SourceNotFoundError } from '../errors';
 import type { MirrorRecord } from '../status/schema';
 import type { FinishWrite } from '../status/store';
@@ -152,7 +153,17 @@ async function mirrorTo(
       // A tag deleted at the source since the push: nothing to mirror any more.
       status: error.code === 'TAG_IMMUTABLE' ? 'conflict' : sourceGone ? 'skipped' : 'failed',
       lastErrorCode: error.code,
-      lastErrorMessage: error.message,
+      lastErrorMessage:
+        error.code === 'DENIED'
+          ? deniedRecordMessage(error.message, {
+              source: {
+                accountId: rt.config.sourceAccountId,
+                region: rt.config.sourceRegion,
+                repository: action.repository,
+              },
+              destination: { ...destination, repository: destinationRepository },
+            })
+          : error.message,
     };
     if (sourceGone) error = undefined;
     if (error?.code === 'TAG_IMMUTABLE' && action.tag) {

@@ -455,6 +455,65 @@ test('assume-role denied: a failed record with a clear reason', async () => {
   );
 });
 
+test('a DENIED record names the refused action and resource and points at ecr-mirror doctor', async () => {
+  const rt = runtime();
+  sts
+    .on(AssumeRoleCommand)
+    .rejects(
+      Object.assign(
+        new Error(
+          'User: arn:aws:sts::111111111111:assumed-role/ecr-mirror-prod-us-east-1/fn is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/ecr-mirror-destination',
+        ),
+        { name: 'AccessDenied' },
+      ),
+    );
+  const img = await pushImage(a, 'denied-sts', 'v1', { layers: [1_000] });
+  await createMirrorHandler(() => rt)(
+    sqsEvent(sqsRecord(pushEvent('denied-sts', 'v1', img.manifest.digest))),
+    context,
+  );
+  const record = await rt.store.get({ sourceRepository: 'denied-sts', reference: 'v1', destinationId: 'b' });
+  expect(record!.lastErrorMessage).toMatch(
+    /^sts:AssumeRole on arn:aws:iam::222222222222:role\/ecr-mirror-destination refused for arn:aws:sts::111111111111:assumed-role\/ecr-mirror-prod-us-east-1\/fn; run `ecr-mirror doctor`/,
+  );
+});
+
+test('a push refused with 403 DENIED: the record names ecr:InitiateLayerUpload on the destination repository', async () => {
+  // A registry that refuses the upload without AWS's sentence: the action is read from the operation.
+  const proxy = await startFaultProxy(b);
+  try {
+    const rt = runtime(
+      {
+        DESTINATIONS: JSON.stringify([
+          destination('b', '222222222222', 'eu-west-1', { repository: { addPrefix: 'mirror/' } }),
+        ]),
+      },
+      { [DEST_B]: proxy.url },
+    );
+    proxy.fault({
+      method: 'POST',
+      path: /\/blobs\/uploads\/$/,
+      action: {
+        type: 'status',
+        status: 403,
+        body: ociError('DENIED', 'requested access to the resource is denied'),
+      },
+    });
+    const img = await pushImage(a, 'refused', 'v1', { layers: [1_000] });
+    await createMirrorHandler(() => rt)(
+      sqsEvent(sqsRecord(pushEvent('refused', 'v1', img.manifest.digest))),
+      context,
+    );
+    const record = await rt.store.get({ sourceRepository: 'refused', reference: 'v1', destinationId: 'b' });
+    expect(record).toMatchObject({ status: 'failed', lastErrorCode: 'DENIED' });
+    expect(record!.lastErrorMessage).toMatch(
+      /^ecr:InitiateLayerUpload on arn:aws:ecr:eu-west-1:222222222222:repository\/mirror\/refused refused; run `ecr-mirror doctor` for the fix: start upload/,
+    );
+  } finally {
+    await proxy.close();
+  }
+});
+
 test('deletion sync deletes the destination tag unless the source has it again', async () => {
   const rt = runtime({ SYNC_DELETES: 'true' });
   ecr.on(BatchDeleteImageCommand).resolves({ imageIds: [{ imageTag: 'gone' }], failures: [] });
