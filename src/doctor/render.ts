@@ -9,7 +9,7 @@ const COLOUR: Record<CheckStatus, string> = {
   skipped: '\x1b[2m',
 };
 const RESET = '\x1b[0m';
-const ID_WIDTH = 32;
+const ID_WIDTH = 34;
 
 /**
  * One check for a terminal: `✓ id  detail`, and under a failure or warning its fix, indented. Text

@@ -1,5 +1,7 @@
 import './quiet';
+import { spawn } from 'node:child_process';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createStatusTable } from '../aws/status-table';
 import { renderTable, summaryLine } from '../cli/status-table';
@@ -10,12 +12,13 @@ import { createMirrorHandler } from '../handlers/mirror';
 import { createResyncHandler } from '../handlers/resync';
 import { closeConnections } from '../registry/transport';
 import type { ResyncResult } from '../resync/resync';
+import { LOCAL, startLocalDeployment } from './local-deployment';
 import { createLocalRun, sqsRecord } from './local-runtime';
 import { startRegistryServer } from './registry-server';
 import { pushSampleImages } from './sample-image';
 
-const SOURCE_ACCOUNT = '111111111111';
-const DESTINATION_ACCOUNT = '222222222222';
+const SOURCE_ACCOUNT = LOCAL.sourceAccount;
+const DESTINATION_ACCOUNT = LOCAL.destinationAccount;
 const TABLE = 'ecr-mirror-local-status';
 
 /** A Lambda context for local invocations: 15 minutes, as deployed. */
@@ -35,6 +38,30 @@ function lambdaContext(name: string) {
     fail: () => undefined,
     succeed: () => undefined,
   };
+}
+
+/** Runs the built CLI as a user would, with the given environment on top of this one's (AWS profile left out). */
+function runDoctorProcess(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const base = { ...process.env };
+  for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_DEFAULT_PROFILE']) delete base[name];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(__dirname, 'cli.js'), ...args], {
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -69,31 +96,40 @@ async function main(): Promise<number> {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const dynamodb = new DynamoDBClient({
-      endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+      endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`, // the doctor's too, below
       region: 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     cleanup.push(async () => dynamodb.destroy());
     await createStatusTable(dynamodb, TABLE);
 
-    const sourceHost = ecrHost(SOURCE_ACCOUNT, 'us-east-1');
-    const destinationHost = ecrHost(DESTINATION_ACCOUNT, 'eu-west-1');
-    const config = loadConfig({
+    const dynamoEndpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const deployment = await startLocalDeployment({ source: a.url, destination: b.url });
+    cleanup.push(deployment.standIn.stop);
+
+    const sourceHost = ecrHost(SOURCE_ACCOUNT, LOCAL.sourceRegion);
+    const destinationHost = ecrHost(DESTINATION_ACCOUNT, LOCAL.destinationRegion);
+    // The mirror function's environment, as serverless.yml sets it (the queues are the stand-in's).
+    const environment = {
       SOURCE_ACCOUNT_ID: SOURCE_ACCOUNT,
-      SOURCE_REGION: 'us-east-1',
+      SOURCE_REGION: LOCAL.sourceRegion,
       DESTINATIONS: JSON.stringify([
         {
           id: 'account-b',
           accountId: DESTINATION_ACCOUNT,
-          region: 'eu-west-1',
-          roleArn: `arn:aws:iam::${DESTINATION_ACCOUNT}:role/ecr-mirror-destination`,
-          externalId: 'local-run',
+          region: LOCAL.destinationRegion,
+          roleArn: LOCAL.destinationRole,
+          externalId: LOCAL.externalId,
+          repositorySettings: { encryption: { type: 'KMS', kmsKey: LOCAL.kmsKey } },
         },
       ]),
       STATUS_TABLE: TABLE,
-      MIRROR_QUEUE_URL: 'local',
-      REGISTRY_ENDPOINTS: JSON.stringify({ [sourceHost]: a.url, [destinationHost]: b.url }),
-    });
+      MIRROR_QUEUE_URL: deployment.mirrorQueueUrl,
+      DEAD_LETTER_QUEUE_URL: deployment.deadLetterQueueUrl,
+    };
+    deployment.deployFunction(environment);
+    const registryEndpoints = JSON.stringify({ [sourceHost]: a.url, [destinationHost]: b.url });
+    const config = loadConfig({ ...environment, REGISTRY_ENDPOINTS: registryEndpoints });
     const local = createLocalRun(config, dynamodb);
 
     out('ecr-mirror, running locally: the mirror and resync Lambdas on two real registries');
@@ -179,7 +215,31 @@ async function main(): Promise<number> {
     out(
       `OK: all ${tags.length} tags of ${sample.repository} in A have the same digests in B (SBOM and its fallback index included).`,
     );
-    out('Deploy it for real: see "Deploy" in README.md. Tests: npm test.');
+
+    out();
+    out(`5. ecr-mirror doctor --function ${LOCAL.functionName}`);
+    out(
+      '   (STS, ECR, KMS, EventBridge, SQS and Lambda answered by a local stand-in; registries and table real)',
+    );
+    const doctor = await runDoctorProcess(
+      ['doctor', '--function', LOCAL.functionName],
+      deployment.doctorEnv({
+        AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+        REGISTRY_ENDPOINTS: registryEndpoints,
+      }),
+    );
+    for (const line of doctor.stdout.trimEnd().split('\n')) out(`   ${line}`);
+    if (doctor.code !== 0) {
+      out(
+        `FAILED: the doctor found a problem (exit code ${doctor.code})${doctor.stderr ? `: ${doctor.stderr.trim()}` : ''}`,
+      );
+      return 1;
+    }
+    out();
+    out(
+      'Deploy it for real: see "Deploy" in README.md. Check a deployment: ecr-mirror doctor --function NAME.',
+    );
+    out('Tests: npm test.');
     return 0;
   } catch (err) {
     process.stderr.write(`ecr-mirror local run: ${describeError(err)}\n`);

@@ -13,6 +13,25 @@ test('npm start: the mirror and resync on two local registries, end to end, clea
   expect(stdout).toMatch(/demo\/hello +0\.9 +account-b/);
   expect(stdout).toContain('2 records: 2 succeeded');
   expect(stdout).toMatch(/OK: all 3 tags of demo\/hello in A have the same digests in B/);
+  // It ends with the doctor against the local deployment: every check passes.
+  const doctor = stdout.slice(stdout.indexOf('5. ecr-mirror doctor --function ecr-mirror-local-mirror'));
+  const checks = [...doctor.matchAll(/^ {3}([✓✗!-]) (\S+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+  expect(checks).toEqual(
+    [
+      'aws.credentials',
+      'source.login',
+      'source.read',
+      'destination.account-b.assume-role',
+      'destination.account-b.login',
+      'destination.account-b.repository',
+      'destination.account-b.push',
+      'destination.account-b.kms',
+      'deployment.rule',
+      'deployment.queue',
+      'status.recent',
+    ].map((id) => `✓ ${id}`),
+  );
+  expect(doctor).toContain('11 checks: 11 ok, 0 failed, 0 warnings, 0 skipped');
   // Both registries are gone: nothing answers on their ports any more.
   const urls = [...stdout.matchAll(/docker-registry at (http:\/\/127\.0\.0\.1:\d+)/g)].map((m) => m[1]!);
   expect(urls).toHaveLength(2);
