@@ -110,6 +110,35 @@ Examples:
   )
   .action(async (opts) => (await import('./doctor')).runDoctorCommand(opts));
 
+program
+  .command('grant')
+  .description("let other accounts pull from this account's repositories: merges into each repository policy")
+  .argument('<REPO...>', 'repository names or globs (app/*)')
+  .option('--account <ID>', 'an account whose principals may pull (repeat for more)', collectValues)
+  .option('--org <o-xxxx>', 'every account of this AWS Organization may pull (aws:PrincipalOrgID)')
+  .option('--push', 'may push too')
+  .addOption(new Option('--region <REGION>', "the repositories' region").env('AWS_REGION'))
+  .option('--dry-run', 'show each policy before and after as a diff; change nothing')
+  .option('--revoke', 'remove the statements grant added for these principals (with --push: only push)')
+  .option('--json', 'print the result as JSON')
+  .addHelpText(
+    'after',
+    `
+Each repository gets one statement with a stable Sid (EcrMirrorPull + a hash of the principals); every
+other statement of its policy is kept. A second run changes nothing.
+
+Examples:
+  ecr-mirror grant 'team/*' --account 222222222222 --region us-east-1 --dry-run
+  ecr-mirror grant team/api --org o-a1b2c3d4e5
+  ecr-mirror grant team/api --account 222222222222 --revoke`,
+  )
+  .action(async (repositories, opts) => (await import('./grant')).runGrantCommand(repositories, opts));
+
+/** `--account 1 --account 2`, or `--account 1,2`. */
+function collectValues(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((v) => v.trim())].filter((v) => v.length > 0);
+}
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

@@ -9,15 +9,16 @@ import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
 import type { MirrorRecord } from '../status/schema';
 import { type Check, fail, notApplicable, ok, warn } from './check';
 import type { DoctorContext, DoctorState } from './context';
+import { partitionOf } from './denied';
 import { denialIn, errorName, errorText, identityFix, policyHome, statement } from './fixes';
 
 const DAY_MS = 86_400_000;
 
-/** The deployment's region: the function's, else the queue URL's, else the SDK's own chain. */
-function regionOf(ctx: DoctorContext): string | undefined {
+/** The deployment's region: the function's, else the queue URL's, else the source's (as the runtime's table). */
+function regionOf(ctx: DoctorContext): string {
   if (ctx.deploymentRegion) return ctx.deploymentRegion;
   const url = ctx.mirror?.mirrorQueueUrl;
-  return (url && /^https:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\.com/.exec(url)?.[1]) || undefined;
+  return (url && /^https:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\.com/.exec(url)?.[1]) || ctx.source.sourceRegion;
 }
 
 const NOT_DEPLOYED =
@@ -78,7 +79,7 @@ export function ruleCheck(ctx: DoctorContext, state: DoctorState): Check {
       const queueUrl = ctx.mirror?.mirrorQueueUrl;
       if (!queueUrl) return notApplicable(NOT_DEPLOYED);
       const region = regionOf(ctx);
-      const hint = region ? ` --region ${region}` : '';
+      const hint = ` --region ${region}`;
       let queueArn: string;
       try {
         queueArn = (await queueAttributes(ctx, queueUrl, ['QueueArn'])).QueueArn ?? '';
@@ -179,7 +180,7 @@ export function queueCheck(ctx: DoctorContext, state: DoctorState): Check {
       const plural = (n: number) => `${n} message${n === 1 ? '' : 's'}`;
       if (dead === 0) return ok(`dead-letter queue empty; ${plural(waiting)} waiting in the mirror queue`);
       const region = regionOf(ctx);
-      const hint = region ? ` --region ${region}` : '';
+      const hint = ` --region ${region}`;
       return warn(
         `${plural(dead)} in the dead-letter queue: images that were not mirrored (${plural(waiting)} waiting in the mirror queue)`,
         `read why (each message carries errorCode and reason attributes):\n` +
@@ -217,7 +218,7 @@ export function recentStatusCheck(ctx: DoctorContext, state: DoctorState): Check
         const cause = (err as { cause?: unknown }).cause;
         if (errorName(cause) === 'ResourceNotFoundException') {
           return fail(
-            `the status table ${mirror.statusTable} does not exist${region ? ` in ${region}` : ''}`,
+            `the status table ${mirror.statusTable} does not exist in ${region}`,
             'set STATUS_TABLE to the StatusTableName output of the stack (and AWS_REGION to its region), or use --function NAME',
           );
         }
@@ -248,7 +249,7 @@ export function recentStatusCheck(ctx: DoctorContext, state: DoctorState): Check
       const newestDenied = records
         .filter((r) => r.lastErrorCode === 'DENIED')
         .sort((x, y) => y.updatedAt.localeCompare(x.updatedAt))[0];
-      const regionFlag = region ? ` --region ${region}` : '';
+      const regionFlag = ` --region ${region}`;
       return warn(
         `${failed} failed, ${conflicts} conflict${conflicts === 1 ? '' : 's'} in the last 24 h: ${groups.join(', ')}`,
         `see them: ecr-mirror status --failed --since 24h --table ${mirror.statusTable}${regionFlag}` +
