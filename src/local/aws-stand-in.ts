@@ -92,6 +92,12 @@ interface Call {
 }
 
 const SERVICES = ['STS', 'ECR', 'KMS', 'EVENTBRIDGE', 'SQS', 'LAMBDA'];
+const SHORT_NAMES: Record<string, string> = {
+  AmazonEC2ContainerRegistry_V20150921: 'ECR',
+  TrentService: 'KMS',
+  AWSEvents: 'EventBridge',
+  AmazonSQS: 'SQS',
+};
 
 export async function startAwsStandIn(state: StandInState = emptyState()): Promise<AwsStandIn> {
   const server: Server = createServer((req, res) => {
@@ -140,7 +146,7 @@ async function handle(state: StandInState, req: IncomingMessage, body: string, r
     return sts(state, identity, action, params, res);
   }
   const operation = lambda ? 'GetFunctionConfiguration' : (target.split('.')[1] ?? '');
-  state.calls.push(`${service}.${operation}`);
+  state.calls.push(`${SHORT_NAMES[service] ?? service}.${operation}`);
   try {
     if (!identity)
       throw new AwsFault(
