@@ -229,7 +229,9 @@ export function recentStatusCheck(ctx: DoctorContext, state: DoctorState): Check
               policyHome(state.caller!.arn),
               statement(
                 ['dynamodb:Query'],
-                [`arn:aws:dynamodb:*:*:table/${mirror.statusTable}/index/byStatus`],
+                [
+                  `arn:${partitionOf(region)}:dynamodb:${region}:*:table/${mirror.statusTable}/index/byStatus`,
+                ],
               ),
             ),
           );
