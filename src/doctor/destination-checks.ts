@@ -8,7 +8,7 @@ import { MirrorError } from '../errors';
 import { mapRepository } from '../mirror/mapping';
 import { RegistryError } from '../registry/errors';
 import { probeUpload } from '../registry/probe';
-import { type Check, fail, notApplicable, ok } from './check';
+import { type Check, fail, notApplicable, ok, warn } from './check';
 import {
   type DestinationState,
   type DoctorContext,
@@ -290,6 +290,16 @@ export function destinationChecks(
           return fail(`no KMS key ${key} in ${d.region} (as seen from account ${d.accountId})`);
         }
         const denial = denialIn(err);
+        if (denial?.missingIn === 'identity') {
+          // What infra/destination-role.yml grants: the key only through ECR (kms:ViaService), which a
+          // direct call never meets. Whether ECR may use it shows when it creates a repository with it.
+          return warn(
+            `kms:DescribeKey on ${key} refused for ${d.roleArn} outside ECR: the role may use the key only through ECR` +
+              ' (kms:ViaService), so it cannot be checked from here; ECR checks it when it creates a repository with it',
+            `check the key in account ${d.accountId}: aws kms describe-key --key-id ${key} --region ${d.region}
+` + `to let doctor check it as the role, ${identityFix(roleHome, statement(['kms:DescribeKey'], [key]))}`,
+          );
+        }
         if (denial) {
           const keyPolicy = {
             Effect: 'Allow',

@@ -180,9 +180,11 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function denyUnless(state: StandInState, call: Call, action: string, resource: string): void {
   if (state.denied.has(action)) {
+    // A key is refused by its key policy; everything else by the caller's own policies.
+    const policy = action.startsWith('kms:') ? 'resource-based' : 'identity-based';
     throw new AwsFault(
       'AccessDeniedException',
-      `User: ${call.identity.arn} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`,
+      `User: ${call.identity.arn} is not authorized to perform: ${action} on resource: ${resource} because no ${policy} policy allows the ${action} action`,
     );
   }
 }

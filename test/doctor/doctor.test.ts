@@ -514,6 +514,25 @@ test('destination kms: a key the role cannot use, a disabled key, and no key at 
     fix: `aws kms enable-key --key-id ${KEY} --region eu-west-1`,
   });
 
+  // The destination stack grants the key only through ECR (kms:ViaService): a direct check is refused
+  // by the identity policy, which is a warning, not a failure.
+  kms
+    .on(DescribeKeyCommand)
+    .rejects(
+      denied(
+        'kms:DescribeKey',
+        KEY,
+        'arn:aws:sts::222222222222:assumed-role/ecr-mirror-destination/ecr-mirror-doctor',
+        ' because no identity-based policy allows the kms:DescribeKey action',
+      ),
+    );
+  const viaEcr = await doctor();
+  expect(viaEcr['destination.prod.kms']).toMatchObject({ status: 'warn' });
+  expect(viaEcr['destination.prod.kms']!.detail).toMatch(/only through ECR \(kms:ViaService\)/);
+  expect(viaEcr['destination.prod.kms']!.fix).toContain(
+    `aws kms describe-key --key-id ${KEY} --region eu-west-1`,
+  );
+
   const none = await doctor(env({}, { repositorySettings: {} }));
   expect(none['destination.prod.kms']).toMatchObject({ status: 'skipped', detail: 'no KMS key configured' });
 });
