@@ -7,8 +7,9 @@ export function unifiedDiff(
   after: string,
   labels: { before: string; after: string },
 ): string {
-  const a = before === '' ? [] : before.split('\n');
-  const b = after === '' ? [] : after.split('\n');
+  const lines = (text: string): string[] => (text === '' ? [] : text.replace(/\n$/, '').split('\n'));
+  const a = lines(before);
+  const b = lines(after);
   // lcs[i][j]: the longest common subsequence of a[i..] and b[j..].
   const lcs = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
   for (let i = a.length - 1; i >= 0; i--) {
@@ -17,19 +18,19 @@ export function unifiedDiff(
     }
   }
   type Line = { op: ' ' | '-' | '+'; text: string; ai: number; bi: number };
-  const lines: Line[] = [];
+  const ops: Line[] = [];
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
     if (i < a.length && j < b.length && a[i] === b[j]) {
-      lines.push({ op: ' ', text: a[i]!, ai: i++, bi: j++ });
-    } else if (j < b.length && (i >= a.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) {
-      lines.push({ op: '+', text: b[j]!, ai: i, bi: j++ });
+      ops.push({ op: ' ', text: a[i]!, ai: i++, bi: j++ });
+    } else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
+      ops.push({ op: '-', text: a[i]!, ai: i++, bi: j });
     } else {
-      lines.push({ op: '-', text: a[i]!, ai: i++, bi: j });
+      ops.push({ op: '+', text: b[j]!, ai: i, bi: j++ });
     }
   }
-  const changed = lines.map((l, n) => (l.op !== ' ' ? n : -1)).filter((n) => n >= 0);
+  const changed = ops.map((l, n) => (l.op !== ' ' ? n : -1)).filter((n) => n >= 0);
   if (changed.length === 0) return '';
   const out = [`--- ${labels.before}`, `+++ ${labels.after}`];
   const CONTEXT = 3;
@@ -38,8 +39,8 @@ export function unifiedDiff(
     let end = start;
     while (end + 1 < changed.length && changed[end + 1]! - changed[end]! <= 2 * CONTEXT) end++;
     const from = Math.max(0, changed[start]! - CONTEXT);
-    const to = Math.min(lines.length - 1, changed[end]! + CONTEXT);
-    const hunk = lines.slice(from, to + 1);
+    const to = Math.min(ops.length - 1, changed[end]! + CONTEXT);
+    const hunk = ops.slice(from, to + 1);
     const aCount = hunk.filter((l) => l.op !== '+').length;
     const bCount = hunk.filter((l) => l.op !== '-').length;
     const aStart = aCount === 0 ? hunk[0]!.ai : hunk[0]!.ai + 1;

@@ -242,3 +242,29 @@ test('the consumer side: one IAM policy (token on *, pull on the repository ARNs
     `SOURCE_ACCOUNT_ID=${A} SOURCE_REGION=us-east-1 ecr-mirror doctor --repository team/api:TAG`,
   ]);
 });
+
+test('unifiedDiff: hunks with three lines of context, line numbers of both sides', () => {
+  const before = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'].join('\n');
+  const after = ['a', 'B', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'].join('\n');
+  expect(unifiedDiff(`${before}\n`, `${after}\n`, { before: 'x', after: 'y' })).toBe(
+    [
+      '--- x',
+      '+++ y',
+      '@@ -1,5 +1,5 @@',
+      ' a',
+      '-b',
+      '+B',
+      ' c',
+      ' d',
+      ' e',
+      '@@ -8,3 +8,4 @@',
+      ' h',
+      ' i',
+      ' j',
+      '+k',
+      '',
+    ].join('\n'),
+  );
+  expect(unifiedDiff('same\n', 'same\n', { before: 'x', after: 'y' })).toBe('');
+  expect(unifiedDiff('', 'new\n', { before: 'x', after: 'y' })).toBe('--- x\n+++ y\n@@ -0,0 +1,1 @@\n+new\n');
+});
