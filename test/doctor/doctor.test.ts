@@ -650,3 +650,44 @@ test('text output: one line per check, the fix indented under failures, terminal
     `✓ ${'x'.padEnd(34)} fine\n`,
   );
 });
+
+test('--function: the configuration comes from the function; its errors are one clear line', async () => {
+  const { GetFunctionConfigurationCommand, LambdaClient } = await import('@aws-sdk/client-lambda');
+  const { functionConfig } = await import('../../src/cli/doctor');
+  const lambda = mockClient(LambdaClient);
+  try {
+    const variables = env({ REGISTRY_ENDPOINTS: undefined });
+    lambda.on(GetFunctionConfigurationCommand).resolves({
+      FunctionArn: `arn:aws:lambda:eu-central-1:${A}:function:ecr-mirror-prod-mirror`,
+      Role: `arn:aws:iam::${A}:role/ecr-mirror-prod-eu-central-1`,
+      Environment: { Variables: variables },
+    });
+    const client = new LambdaClient({ region: 'eu-central-1' });
+    const loaded = await functionConfig(client, 'ecr-mirror-prod-mirror', {
+      REGISTRY_ENDPOINTS: '{"h":"http://127.0.0.1:1"}',
+    });
+    expect(loaded).toMatchObject({
+      mirrorRole: `arn:aws:iam::${A}:role/ecr-mirror-prod-eu-central-1`,
+      deploymentRegion: 'eu-central-1',
+      mirror: { sourceAccountId: A, statusTable: TABLE, registryEndpoints: { h: 'http://127.0.0.1:1' } },
+    });
+
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .resolves({ Environment: { Variables: { ...variables, DESTINATIONS: '[]' } } });
+    await expect(functionConfig(client, 'f', {})).rejects.toThrow(
+      'the environment of f is not a valid configuration: DESTINATIONS: must list at least one destination',
+    );
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .rejects(denied('lambda:GetFunctionConfiguration', 'arn:aws:lambda:eu-central-1:1:function:f'));
+    await expect(functionConfig(client, 'f', {})).rejects.toMatchObject({ code: 'DENIED' });
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .rejects(Object.assign(new Error('Function not found'), { name: 'ResourceNotFoundException' }));
+    await expect(functionConfig(client, 'f', {})).rejects.toThrow(/^no function f in this region/);
+    client.destroy();
+  } finally {
+    lambda.restore();
+  }
+});
