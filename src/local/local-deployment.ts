@@ -43,7 +43,12 @@ export interface LocalDeployment {
   standIn: AwsStandIn;
   mirrorQueueUrl: string;
   deadLetterQueueUrl: string;
-  /** Registers the mirror function with this environment (the Lambda's, without REGISTRY_ENDPOINTS). */
+  /**
+   * The mirror function's environment as serverless.yml would set it: one destination (B, with the
+   * local KMS key), the status table, the stand-in's queues. Without REGISTRY_ENDPOINTS, as deployed.
+   */
+  mirrorEnvironment(options: { destinationId: string; statusTable: string }): Record<string, string>;
+  /** Registers the mirror function with this environment. */
   deployFunction(environment: Record<string, string>): void;
   /** The environment a doctor run needs: endpoints, the operator's credentials, a region. */
   doctorEnv(extra?: Record<string, string>): Record<string, string>;
@@ -88,6 +93,25 @@ export async function startLocalDeployment(registries: {
     standIn,
     mirrorQueueUrl,
     deadLetterQueueUrl,
+    mirrorEnvironment({ destinationId, statusTable }) {
+      return {
+        SOURCE_ACCOUNT_ID: LOCAL.sourceAccount,
+        SOURCE_REGION: LOCAL.sourceRegion,
+        DESTINATIONS: JSON.stringify([
+          {
+            id: destinationId,
+            accountId: LOCAL.destinationAccount,
+            region: LOCAL.destinationRegion,
+            roleArn: LOCAL.destinationRole,
+            externalId: LOCAL.externalId,
+            repositorySettings: { encryption: { type: 'KMS', kmsKey: LOCAL.kmsKey } },
+          },
+        ]),
+        STATUS_TABLE: statusTable,
+        MIRROR_QUEUE_URL: mirrorQueueUrl,
+        DEAD_LETTER_QUEUE_URL: deadLetterQueueUrl,
+      };
+    },
     deployFunction(environment) {
       state.functions.set(LOCAL.functionName, {
         arn: `arn:aws:lambda:${LOCAL.sourceRegion}:${LOCAL.sourceAccount}:function:${LOCAL.functionName}`,

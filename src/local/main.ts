@@ -110,23 +110,7 @@ async function main(): Promise<number> {
     const sourceHost = ecrHost(SOURCE_ACCOUNT, LOCAL.sourceRegion);
     const destinationHost = ecrHost(DESTINATION_ACCOUNT, LOCAL.destinationRegion);
     // The mirror function's environment, as serverless.yml sets it (the queues are the stand-in's).
-    const environment = {
-      SOURCE_ACCOUNT_ID: SOURCE_ACCOUNT,
-      SOURCE_REGION: LOCAL.sourceRegion,
-      DESTINATIONS: JSON.stringify([
-        {
-          id: 'account-b',
-          accountId: DESTINATION_ACCOUNT,
-          region: LOCAL.destinationRegion,
-          roleArn: LOCAL.destinationRole,
-          externalId: LOCAL.externalId,
-          repositorySettings: { encryption: { type: 'KMS', kmsKey: LOCAL.kmsKey } },
-        },
-      ]),
-      STATUS_TABLE: TABLE,
-      MIRROR_QUEUE_URL: deployment.mirrorQueueUrl,
-      DEAD_LETTER_QUEUE_URL: deployment.deadLetterQueueUrl,
-    };
+    const environment = deployment.mirrorEnvironment({ destinationId: 'account-b', statusTable: TABLE });
     deployment.deployFunction(environment);
     const registryEndpoints = JSON.stringify({ [sourceHost]: a.url, [destinationHost]: b.url });
     const config = loadConfig({ ...environment, REGISTRY_ENDPOINTS: registryEndpoints });

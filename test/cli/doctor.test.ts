@@ -24,23 +24,7 @@ beforeAll(async () => {
   dynamo = await startStatusTable(TABLE);
   deployment = await startLocalDeployment({ source: a.url, destination: b.url });
   await pushImage(a, 'demo/hello', '1.0', { layers: [800] });
-  deployment.deployFunction({
-    SOURCE_ACCOUNT_ID: LOCAL.sourceAccount,
-    SOURCE_REGION: LOCAL.sourceRegion,
-    DESTINATIONS: JSON.stringify([
-      {
-        id: 'b',
-        accountId: LOCAL.destinationAccount,
-        region: LOCAL.destinationRegion,
-        roleArn: LOCAL.destinationRole,
-        externalId: LOCAL.externalId,
-        repositorySettings: { encryption: { type: 'KMS', kmsKey: LOCAL.kmsKey } },
-      },
-    ]),
-    STATUS_TABLE: TABLE,
-    MIRROR_QUEUE_URL: deployment.mirrorQueueUrl,
-    DEAD_LETTER_QUEUE_URL: deployment.deadLetterQueueUrl,
-  });
+  deployment.deployFunction(deployment.mirrorEnvironment({ destinationId: 'b', statusTable: TABLE }));
 });
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), dynamo?.stop(), deployment?.standIn.stop()]);
