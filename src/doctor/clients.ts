@@ -15,36 +15,48 @@ import type { AwsCredentialIdentity } from '@smithy/types';
 export class DoctorClients {
   private readonly made: { destroy(): void }[] = [];
 
+  /** `requestTimeoutMs`: how long a silent service is waited for (tests shorten it). */
+  constructor(private readonly timeouts: { connectMs?: number; requestTimeoutMs?: number } = {}) {}
+
   private make<T extends { destroy(): void }>(client: T): T {
     this.made.push(client);
     return client;
   }
 
-  private static options(region?: string, credentials?: AwsCredentialIdentity) {
-    // Two attempts: a doctor reports a failing service, it does not wait it out.
-    return { maxAttempts: 2, ...(region && { region }), ...(credentials && { credentials }) };
+  private options(region?: string, credentials?: AwsCredentialIdentity) {
+    // Two attempts, and deadlines: a doctor reports a failing or silent service, it does not wait it out.
+    return {
+      maxAttempts: 2,
+      requestHandler: {
+        connectionTimeout: this.timeouts.connectMs ?? 5_000,
+        requestTimeout: this.timeouts.requestTimeoutMs ?? 30_000,
+        throwOnRequestTimeout: true,
+      },
+      ...(region && { region }),
+      ...(credentials && { credentials }),
+    };
   }
 
   sts(region?: string, credentials?: AwsCredentialIdentity): STSClient {
-    return this.make(new STSClient(DoctorClients.options(region, credentials)));
+    return this.make(new STSClient(this.options(region, credentials)));
   }
   ecr(region: string, credentials?: AwsCredentialIdentity): ECRClient {
-    return this.make(new ECRClient(DoctorClients.options(region, credentials)));
+    return this.make(new ECRClient(this.options(region, credentials)));
   }
   kms(region: string, credentials?: AwsCredentialIdentity): KMSClient {
-    return this.make(new KMSClient(DoctorClients.options(region, credentials)));
+    return this.make(new KMSClient(this.options(region, credentials)));
   }
   events(region?: string): EventBridgeClient {
-    return this.make(new EventBridgeClient(DoctorClients.options(region)));
+    return this.make(new EventBridgeClient(this.options(region)));
   }
   sqs(region?: string): SQSClient {
-    return this.make(new SQSClient(DoctorClients.options(region)));
+    return this.make(new SQSClient(this.options(region)));
   }
   dynamodb(region?: string): DynamoDBClient {
-    return this.make(new DynamoDBClient(DoctorClients.options(region)));
+    return this.make(new DynamoDBClient(this.options(region)));
   }
   lambda(region?: string): LambdaClient {
-    return this.make(new LambdaClient(DoctorClients.options(region)));
+    return this.make(new LambdaClient(this.options(region)));
   }
 
   destroy(): void {
