@@ -1,5 +1,5 @@
 import { describeError, MirrorError } from '../errors';
-import { type Denial, parseDenial, partitionOf } from './denied';
+import { type Denial, parseDenial } from './denied';
 
 /**
  * The doctor's answers: which identity policy gets which statement, and the commands that repair
@@ -117,4 +117,3 @@ export const CREDENTIAL_REMEDIES: Record<Exclude<CredentialProblem, undefined>, 
     'the access key is not valid (deleted, deactivated, or a secret that does not belong to it): check AWS_ACCESS_KEY_ID, AWS_PROFILE and ~/.aws/credentials',
 };
 
-export { partitionOf };
