@@ -116,4 +116,3 @@ export const CREDENTIAL_REMEDIES: Record<Exclude<CredentialProblem, undefined>, 
   invalid:
     'the access key is not valid (deleted, deactivated, or a secret that does not belong to it): check AWS_ACCESS_KEY_ID, AWS_PROFILE and ~/.aws/credentials',
 };
-
