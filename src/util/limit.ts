@@ -16,7 +16,14 @@ export function createLimiter(concurrency: number): <T>(task: () => Promise<T>) 
     new Promise<T>((resolve, reject) => {
       const run = (): void => {
         active++;
-        task().then(resolve, reject).finally(next);
+        // A task that throws before returning its promise still gives its slot back.
+        let started: Promise<T>;
+        try {
+          started = task();
+        } catch (err) {
+          started = Promise.reject(err);
+        }
+        started.then(resolve, reject).finally(next);
       };
       if (active < concurrency) run();
       else queue.push(run);
