@@ -291,7 +291,7 @@ export class HttpRegistry implements RegistryClient {
         throw transportError(what, err);
       }
       const link = nextLink(header(res, 'link'));
-      return { body: JSON.parse(text) as T, ...(link && { next: new URL(link, res.url).href }) };
+      return { body: parseJson<T>(text, what), ...(link && { next: new URL(link, res.url).href }) };
     });
   }
 
@@ -315,6 +315,18 @@ export class HttpRegistry implements RegistryClient {
 
 const signalOf = (options: CallOptions): { signal?: AbortSignal } =>
   options.signal ? { signal: options.signal } : {};
+
+/** A JSON answer; one that is not JSON says which request it answered, not just "Unexpected token". */
+function parseJson<T>(text: string, what: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
+    throw new MirrorError('REGISTRY_ERROR', `${what}: the answer is not JSON: ${JSON.stringify(shown)}`, {
+      cause: err,
+    });
+  }
+}
 
 interface JsonPage<T> {
   body: T;
