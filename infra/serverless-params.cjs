@@ -40,6 +40,23 @@ function int(name, value, min, max) {
   return n;
 }
 
+/**
+ * The Lambdas' own validator (src/config/config.ts, bundled by `npm run build`): one set of rules for
+ * package time and load time, so a destination the functions would refuse fails here, naming the field.
+ */
+function configCheck() {
+  try {
+    return require('../dist/config-check.js');
+  } catch (err) {
+    if (err && err.code === 'MODULE_NOT_FOUND') {
+      throw new Error(
+        'dist/config-check.js is missing: run `npm run build` before packaging (`npm run package` does)',
+      );
+    }
+    throw err;
+  }
+}
+
 async function destinations(resolveVariable) {
   const raw = await param(resolveVariable, 'destinations');
   let parsed;
@@ -48,14 +65,12 @@ async function destinations(resolveVariable) {
   } catch {
     fail('destinations', 'is not valid JSON');
   }
-  if (!Array.isArray(parsed) || parsed.length === 0) {
-    fail('destinations', 'must be a JSON array with at least one destination');
-  }
-  parsed.forEach((d, i) => {
-    if (!d || typeof d.roleArn !== 'string' || !ROLE_ARN.test(d.roleArn)) {
-      fail('destinations', `[${i}].roleArn must be an IAM role ARN`);
-    }
-  });
+  // The source registry, when given as plain values (its defaults are references known at deploy).
+  const source = {
+    accountId: await param(resolveVariable, 'sourceAccountId'),
+    region: await param(resolveVariable, 'sourceRegion'),
+  };
+  configCheck().checkDestinationsParam(parsed, source);
   return parsed;
 }
 

@@ -42,6 +42,18 @@ await build({
   external: ['dynalite'],
 });
 
+// `osls package`: infra/serverless-params.cjs checks the destinations param with the Lambdas' own
+// validator (src/config/package-check.ts), so a configuration they would refuse fails packaging.
+await build({
+  ...common,
+  sourcemap: false,
+  minify: true,
+  entryPoints: ['src/config/package-check.ts'],
+  outfile: 'dist/config-check.js',
+  format: 'cjs',
+  target: 'node20',
+});
+
 const handlers = ['src/handlers/mirror.ts', 'src/handlers/resync.ts'].filter((f) => existsSync(f));
 if (handlers.length > 0) {
   await build({

@@ -31,7 +31,9 @@ export type ErrorCode =
   // AWS control plane
   | 'AWS_ERROR'
   // cancelled by the caller (Ctrl-C), or a part of a copy stopped because another part failed
-  | 'CANCELLED';
+  | 'CANCELLED'
+  // a bug: an error that is none of the above (a TypeError, say); retrying the same code will not help
+  | 'INTERNAL';
 
 export interface MirrorErrorOptions {
   retryable?: boolean;
@@ -47,6 +49,20 @@ export class MirrorError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryable = options.retryable ?? false;
+  }
+}
+
+/**
+ * A setting that is missing or wrong. `setting` names it as the user wrote it, down to the field
+ * (`DESTINATIONS[1].roleArn`), so the message and the logs point at the one thing to change.
+ */
+export class ConfigError extends MirrorError {
+  override name = 'ConfigError';
+  readonly setting: string;
+
+  constructor(setting: string, reason: string) {
+    super('INVALID_CONFIG', `${setting}: ${reason}`);
+    this.setting = setting;
   }
 }
 

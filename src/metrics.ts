@@ -22,6 +22,10 @@ export const METRICS = {
     what: 'Events that are not to be mirrored: other action types, filtered repositories or tags',
   },
   EventsMalformed: { unit: 'Count', what: 'Messages that are not an ECR image event (dead-lettered)' },
+  OwnOutputIgnored: {
+    unit: 'Count',
+    what: 'Pushes into what the mirror itself writes in the source registry, not mirrored again',
+  },
   MessagesRetried: { unit: 'Count', what: 'Messages handed back to the queue to be received again' },
   MessagesDeadLettered: { unit: 'Count', what: 'Messages sent to the dead-letter queue with their reason' },
   RegistryRetries: { unit: 'Count', what: 'Registry requests and blob transfers tried again' },

@@ -120,6 +120,12 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       via: 'sdk',
       why: 'a message retrying cannot help goes to the dead-letter queue with its reason',
     },
+    {
+      action: 'sqs:ChangeMessageVisibility',
+      caller: 'function',
+      via: 'sdk',
+      why: 'a retried message comes back after a backoff, not the visibility timeout (src/aws/redelivery.ts)',
+    },
     ...DESTINATION_READS,
     {
       action: 'ecr:BatchCheckLayerAvailability',
@@ -155,7 +161,7 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       action: 'ecr:DescribeRepositories',
       caller: 'destination',
       via: 'sdk',
-      why: 'does the destination repository exist (src/aws/destination-repositories.ts)',
+      why: 'does the destination repository exist (src/aws/ecr-repositories.ts)',
     },
     {
       action: 'ecr:CreateRepository',
@@ -222,6 +228,12 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       why: "the run's summary (src/aws/resync-log.ts)",
     },
     {
+      action: 'dynamodb:GetItem',
+      caller: 'function',
+      via: 'sdk',
+      why: "a paused run's summary, read back by the invocation that continues it",
+    },
+    {
       action: 'sqs:SendMessage',
       caller: 'function',
       via: 'sdk',
@@ -260,20 +272,13 @@ export const NOT_SENT: Record<FunctionName, readonly { action: string; why: stri
     },
   ],
   resync: [
-    { action: 'dynamodb:GetItem', why: 'the status store the shared runtime builds: the CLI reads it' },
-    { action: 'dynamodb:Query', why: 'the status store the shared runtime builds: the CLI reads it' },
-    {
-      action: 'dynamodb:UpdateItem',
-      why: 'the status store the shared runtime builds: the mirror writes it',
-    },
-    { action: 'events:PutEvents', why: 'the notifier the shared runtime builds: the mirror publishes' },
     {
       action: 'ecr:CreateRepository',
-      why: 'destination repositories in the shared runtime: the mirror creates them',
+      why: 'destination repositories, built with the destinations the resync reads: the mirror creates them',
     },
     {
       action: 'ecr:BatchDeleteImage',
-      why: 'destination repositories in the shared runtime: the mirror deletes',
+      why: 'destination repositories, built with the destinations the resync reads: the mirror deletes',
     },
   ],
 };

@@ -1,18 +1,12 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { DeadLetter, DeadLetterSink } from '../mirror/ports';
 import { awsError } from './errors';
-
-export interface DeadLetter {
-  body: string;
-  code: string;
-  reason: string;
-  eventId?: string;
-}
 
 /**
  * Sends a message that retrying cannot help straight to the dead-letter queue, with the reason as
  * message attributes (SQS's own redrive would keep the body but lose why it failed).
  */
-export class DeadLetterQueue {
+export class DeadLetterQueue implements DeadLetterSink {
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: string,

@@ -7,47 +7,48 @@ import {
 } from '@aws-sdk/client-ecr';
 import type { RepositorySettings } from '../config/config';
 import { MirrorError } from '../errors';
+import type { RepositoryManager } from '../mirror/ports';
 import { awsError } from './errors';
 
-export interface RepositoryTarget {
-  /** Names the destination in messages: `222222222222/eu-west-1`. */
-  label: string;
-  ecr: ECRClient;
-  repository: string;
-  settings: RepositorySettings;
-  create: boolean;
-}
-
 /**
- * Destination repositories over the ECR API: made sure of before a copy (created when configured),
- * and images deleted when deletion sync is on. What exists is remembered for the life of the process.
+ * One destination's repositories over the ECR API: made sure of before a copy (created when
+ * configured), and images deleted when deletion sync is on. What exists is remembered for the life
+ * of the process, until a push finds the repository gone (`forget`).
  */
-export class DestinationRepositories {
+export class EcrRepositories implements RepositoryManager {
   private readonly known = new Set<string>();
 
-  async ensure(target: RepositoryTarget): Promise<'exists' | 'created'> {
-    const key = `${target.label}/${target.repository}`;
-    if (this.known.has(key)) return 'exists';
-    const what = `repository ${target.repository} in ${target.label}`;
+  constructor(
+    private readonly ecr: ECRClient,
+    /** Names the destination in messages: `222222222222/eu-west-1`. */
+    private readonly label: string,
+  ) {}
+
+  forget(repository: string): void {
+    this.known.delete(repository);
+  }
+
+  async ensure(repository: string, s: RepositorySettings, create: boolean): Promise<'exists' | 'created'> {
+    if (this.known.has(repository)) return 'exists';
+    const what = `repository ${repository} in ${this.label}`;
     try {
-      await target.ecr.send(new DescribeRepositoriesCommand({ repositoryNames: [target.repository] }));
-      this.known.add(key);
+      await this.ecr.send(new DescribeRepositoriesCommand({ repositoryNames: [repository] }));
+      this.known.add(repository);
       return 'exists';
     } catch (err) {
       if ((err as { name?: string }).name !== 'RepositoryNotFoundException')
         throw awsError(`describe ${what}`, err);
     }
-    if (!target.create) {
+    if (!create) {
       throw new MirrorError(
         'NOT_FOUND',
         `${what} does not exist; create it, or set CREATE_REPOSITORIES=true so the mirror creates it`,
       );
     }
-    const s = target.settings;
     try {
-      await target.ecr.send(
+      await this.ecr.send(
         new CreateRepositoryCommand({
-          repositoryName: target.repository,
+          repositoryName: repository,
           imageTagMutability: s.tagMutability,
           imageScanningConfiguration: { scanOnPush: s.scanOnPush },
           encryptionConfiguration:
@@ -63,24 +64,21 @@ export class DestinationRepositories {
       // Another worker created it first: just as good.
       if ((err as { name?: string }).name !== 'RepositoryAlreadyExistsException')
         throw awsError(`create ${what}`, err);
-      this.known.add(key);
+      this.known.add(repository);
       return 'exists';
     }
-    this.known.add(key);
+    this.known.add(repository);
     return 'created';
   }
 
   /** Deletes a tag, or an image by digest (with all its tags); an image already gone counts as deleted. */
-  async deleteImage(
-    target: Pick<RepositoryTarget, 'label' | 'ecr' | 'repository'>,
-    image: { tag?: string; digest?: string },
-  ): Promise<void> {
+  async deleteImage(repository: string, image: { tag?: string; digest?: string }): Promise<void> {
     const imageId = image.tag ? { imageTag: image.tag } : { imageDigest: image.digest };
-    const what = `delete ${image.tag ?? image.digest} from ${target.repository} in ${target.label}`;
+    const what = `delete ${image.tag ?? image.digest} from ${repository} in ${this.label}`;
     let out: BatchDeleteImageCommandOutput;
     try {
-      out = await target.ecr.send(
-        new BatchDeleteImageCommand({ repositoryName: target.repository, imageIds: [imageId] }),
+      out = await this.ecr.send(
+        new BatchDeleteImageCommand({ repositoryName: repository, imageIds: [imageId] }),
       );
     } catch (err) {
       if ((err as { name?: string }).name === 'RepositoryNotFoundException') return;

@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { IMAGE_ACTION, RESYNC_SOURCE } from '../mirror/event';
 import type { MirrorJob } from '../resync/plan';
+import { jobEvent } from '../resync/wire';
 import { createLimiter } from '../util/limit';
 import { awsError } from './errors';
 
@@ -16,27 +15,6 @@ export class JobQueue {
     private readonly account: string,
     private readonly region: string,
   ) {}
-
-  static event(job: MirrorJob, account: string, region: string, now = new Date()): Record<string, unknown> {
-    return {
-      version: '0',
-      id: randomUUID(),
-      'detail-type': IMAGE_ACTION,
-      source: RESYNC_SOURCE,
-      account,
-      region,
-      time: now.toISOString(),
-      resources: [],
-      detail: {
-        result: 'SUCCESS',
-        'action-type': 'PUSH',
-        'repository-name': job.repository,
-        'image-tag': job.tag,
-        'image-digest': job.digest,
-        destinations: job.destinations,
-      },
-    };
-  }
 
   /**
    * Sends in batches of ten (SQS's limit), a few batches at a time; returns how many were accepted.
@@ -57,7 +35,7 @@ export class JobQueue {
           QueueUrl: this.queueUrl,
           Entries: batch.map((job, n) => ({
             Id: String(n),
-            MessageBody: JSON.stringify(JobQueue.event(job, this.account, this.region)),
+            MessageBody: jobEvent(job, this.account, this.region),
           })),
         }),
       );

@@ -3,7 +3,7 @@ import { copyImage } from '../copy/copy-image';
 import { parseReference } from '../core/reference';
 import { MirrorError } from '../errors';
 import { parseCredentials } from '../registry/auth';
-import { openRegistry } from '../registry/open';
+import { openAwsRegistry } from '../wiring/registries';
 import { commandSignal } from './cancel';
 import { parseDuration } from './duration';
 import { formatSummary, ProgressLine } from './progress';
@@ -32,12 +32,12 @@ export async function runCopy(src: string, dst: string, opts: CopyCommandOptions
   }
   const endpoints = parseRegistryEndpoints(opts.registryEndpoints);
   const insecure = opts.insecure === true;
-  const source = openRegistry(sourceRef.registry, {
+  const source = openAwsRegistry(sourceRef.registry, {
     insecure,
     endpoints,
     ...(opts.srcCreds && { credentials: parseCredentials(opts.srcCreds, '--src-creds') }),
   });
-  const destination = openRegistry(destinationRef.registry, {
+  const destination = openAwsRegistry(destinationRef.registry, {
     insecure,
     endpoints,
     ...(opts.destCreds && { credentials: parseCredentials(opts.destCreds, '--dest-creds') }),

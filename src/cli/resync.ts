@@ -3,7 +3,7 @@ import { awsError } from '../aws/errors';
 import { parsePatternList } from '../config/patterns';
 import { MirrorError } from '../errors';
 import type { Difference, ResyncSummary } from '../resync/plan';
-import type { ResyncInput, ResyncResult } from '../resync/resync';
+import { type ResyncInput, type ResyncResult, resyncPayload } from '../resync/wire';
 import { DEFAULT_RESYNC_FUNCTION } from './defaults';
 import { cliRegion, withRegionHint } from './region';
 
@@ -34,7 +34,7 @@ export async function invokeResync(
     let functionError: string | undefined;
     try {
       const out = await lambda.send(
-        new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(next)) }),
+        new InvokeCommand({ FunctionName: functionName, Payload: resyncPayload(next) }),
       );
       payload = out.Payload;
       functionError = out.FunctionError;
@@ -80,6 +80,8 @@ export function formatResync(summary: ResyncSummary, differences: readonly Diffe
   }
   for (const e of summary.errors)
     lines.push(`  error: ${e.repository}${e.destinationId ? ` -> ${e.destinationId}` : ''}: ${e.message}`);
+  const more = summary.errorCount - summary.errors.length;
+  if (more > 0) lines.push(`  ... and ${more} more error${more === 1 ? '' : 's'}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -97,5 +99,5 @@ export async function runResyncCommand(opts: ResyncCommandOptions, lambda?: Lamb
   process.stdout.write(
     opts.json ? `${JSON.stringify({ summary, differences }, null, 2)}\n` : formatResync(summary, differences),
   );
-  if (summary.errors.length > 0) process.exitCode = 1;
+  if (summary.errorCount > 0) process.exitCode = 1;
 }

@@ -1,6 +1,13 @@
 import { z } from 'zod';
-import { MirrorError } from '../errors';
+import { ConfigError } from '../errors';
 import { parseRegistryEndpoints } from './endpoints';
+import {
+  mappedNamespace,
+  mapRepository,
+  nameMappedOntoItself,
+  type RepositoryMapping,
+  TEMPLATE_PLACEHOLDERS,
+} from './mapping';
 import { type Filter, matchesFilter, parsePatternList } from './patterns';
 
 /**
@@ -27,25 +34,34 @@ const repositorySettings = z
 
 export type RepositorySettings = z.infer<typeof repositorySettings>;
 
+const pathComponents =
+  /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\/$/;
+
 const repositoryMapping = z
   .object({
-    /** Prepended to the source name: `mirror/` makes `team/api` into `mirror/team/api`. */
-    addPrefix: z.string().optional(),
-    /** Removed from the start of the source name when present. */
-    stripPrefix: z.string().optional(),
-    /** A rename template with `{repository}`, `{name}` (last path component), `{sourceAccount}`. */
+    addPrefix: z.string().min(1, 'must not be empty (leave it out instead)').optional(),
+    stripPrefix: z
+      .string()
+      .regex(pathComponents, 'must be whole path components ending in "/", such as "team-a/"')
+      .optional(),
     template: z
       .string()
       .includes('{', { message: 'must contain a placeholder such as {repository}' })
+      .refine(
+        (t) => (t.match(/\{[^}]*\}?/g) ?? []).every((p) => TEMPLATE_PLACEHOLDERS.includes(p as never)),
+        {
+          message: `may use only the placeholders ${TEMPLATE_PLACEHOLDERS.join(', ')}`,
+        },
+      )
       .optional(),
   })
   .strict()
   .refine((m) => !(m.template && (m.addPrefix || m.stripPrefix)), {
     message: 'use either template or addPrefix/stripPrefix, not both',
   })
-  .default({});
+  .default({}) satisfies z.ZodType<RepositoryMapping>;
 
-export type RepositoryMapping = z.infer<typeof repositoryMapping>;
+const roleAccount = (arn: string): string | undefined => /^arn:[^:]+:iam::(\d{12}):/.exec(arn)?.[1];
 
 const destination = z
   .object({
@@ -62,7 +78,12 @@ const destination = z
     /** Overrides REPOSITORY_SETTINGS for repositories created in this destination (a KMS key is per region). */
     repositorySettings: repositorySettings.optional(),
   })
-  .strict();
+  .strict()
+  // The role pushes with a registry token of its own account: one from another account cannot push here.
+  .refine((d) => roleAccount(d.roleArn) === d.accountId, {
+    path: ['roleArn'],
+    message: 'must be a role in the destination account (accountId)',
+  });
 
 export interface Destination {
   id: string;
@@ -100,10 +121,12 @@ export interface MirrorConfig {
   mirrorQueueUrl: string | undefined;
   /** ECR API calls per second a resync makes at most (DescribeRepositories, DescribeImages). */
   resyncApiRate: number;
+  /** What the mirror itself writes into the source registry (see ownOutputNamespaces): never mirrored. */
+  ownOutput: RegExp[];
 }
 
 function fail(setting: string, message: string): never {
-  throw new MirrorError('INVALID_CONFIG', `${setting}: ${message}`);
+  throw new ConfigError(setting, message);
 }
 
 function json(env: NodeJS.ProcessEnv, setting: string): unknown {
@@ -121,7 +144,8 @@ function check<T>(setting: string, schema: z.ZodType<T>, value: unknown): T {
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-  return fail(`${setting}${path}`, issue.message);
+  const missing = issue.code === 'invalid_type' && /received undefined$/.test(issue.message);
+  return fail(`${setting}${path}`, missing ? 'is required' : issue.message);
 }
 
 function bool(env: NodeJS.ProcessEnv, setting: string, fallback: boolean): boolean {
@@ -170,37 +194,79 @@ export function loadSourceConfig(env: NodeJS.ProcessEnv = process.env): SourceCo
   };
 }
 
+/** Names every mapping is tried on at load; a stripPrefix adds one name it applies to. */
+const SAMPLE_NAMES = ['team/api', 'api'];
+
+export interface DestinationContext {
+  /** The setting being read, for messages: `DESTINATIONS`, or `param "destinations"` at package time. */
+  setting?: string;
+  /** The source registry; unknown at package time when it is a CloudFormation reference (checked at load). */
+  sourceAccountId?: string;
+  sourceRegion?: string;
+  repositorySettings?: RepositorySettings;
+}
+
+/**
+ * Validates DESTINATIONS: the schema, unique ids, the role in the destination's account, and every
+ * repository mapping tried on sample names, so that a mapping that would fail on every event fails
+ * here instead. A destination in the source registry must not be able to map a name onto itself.
+ * The Lambdas call this at load (through loadConfig), serverless.yml's param step at package time.
+ */
+export function checkDestinations(raw: unknown, context: DestinationContext = {}): Destination[] {
+  const setting = context.setting ?? 'DESTINATIONS';
+  const parsed = check(setting, z.array(destination).min(1, 'must list at least one destination'), raw);
+  const defaults = context.repositorySettings ?? repositorySettings.parse({});
+  const ids = new Set<string>();
+  return parsed.map((d, i) => {
+    const at = `${setting}[${i}]`;
+    const id = d.id ?? `${d.accountId}-${d.region}`;
+    if (ids.has(id)) fail(`${at}.id`, `"${id}" is used twice`);
+    ids.add(id);
+    const mapping = d.repository;
+    const field = mapping.template ? 'template' : mapping.addPrefix ? 'addPrefix' : 'stripPrefix';
+    const samples = [...SAMPLE_NAMES, ...(mapping.stripPrefix ? [`${mapping.stripPrefix}api`] : [])];
+    const account = context.sourceAccountId ?? '111111111111';
+    for (const sample of samples) {
+      try {
+        mapRepository(sample, mapping, account);
+      } catch (err) {
+        fail(`${at}.repository.${field}`, `${(err as Error).message}, so every event would fail`);
+      }
+    }
+    if (d.accountId === context.sourceAccountId && d.region === context.sourceRegion) {
+      const same = nameMappedOntoItself(mapping, account, samples);
+      if (same !== undefined) {
+        fail(
+          `${at}.repository`,
+          `maps "${same}" onto itself, and this destination is the source registry: give it an addPrefix or a template that puts the copies in a namespace of their own`,
+        );
+      }
+    }
+    return { ...d, id, repositorySettings: d.repositorySettings ?? defaults };
+  });
+}
+
+/**
+ * Where the mirror writes in the source registry itself: the name patterns of destinations in the
+ * source account and region. A push there is the mirror's own output and is never mirrored again.
+ */
+export function ownOutputNamespaces(
+  config: Pick<MirrorConfig, 'destinations' | 'sourceAccountId' | 'sourceRegion'>,
+): RegExp[] {
+  return config.destinations
+    .filter((d) => d.accountId === config.sourceAccountId && d.region === config.sourceRegion)
+    .map((d) => mappedNamespace(d.repository, config.sourceAccountId));
+}
+
 /** Reads and validates the whole configuration; throws INVALID_CONFIG naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
   const source = loadSourceConfig(env);
   const { sourceAccountId, sourceRegion } = source;
   const defaults = check('REPOSITORY_SETTINGS', repositorySettings, json(env, 'REPOSITORY_SETTINGS') ?? {});
-  const rawDestinations = check(
-    'DESTINATIONS',
-    z.array(destination).min(1, 'must list at least one destination'),
+  const destinations = checkDestinations(
     json(env, 'DESTINATIONS') ?? fail('DESTINATIONS', 'is required: a JSON array of destinations'),
+    { sourceAccountId, sourceRegion, repositorySettings: defaults },
   );
-  const destinations: Destination[] = rawDestinations.map((d) => ({
-    ...d,
-    id: d.id ?? `${d.accountId}-${d.region}`,
-    repositorySettings: d.repositorySettings ?? defaults,
-  }));
-  const ids = new Set<string>();
-  destinations.forEach((d, i) => {
-    if (ids.has(d.id)) fail(`DESTINATIONS[${i}].id`, `"${d.id}" is used twice`);
-    ids.add(d.id);
-    if (
-      d.accountId === sourceAccountId &&
-      d.region === sourceRegion &&
-      !d.repository.addPrefix &&
-      !d.repository.template
-    ) {
-      fail(
-        `DESTINATIONS[${i}]`,
-        'is the source registry itself; add a prefix or template so images do not copy onto themselves',
-      );
-    }
-  });
 
   const statusTable = env.STATUS_TABLE?.trim() || fail('STATUS_TABLE', 'is required');
   return {
@@ -219,7 +285,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
     blobConcurrency: int(env, 'BLOB_CONCURRENCY', 6, 1, 64),
     mirrorQueueUrl: env.MIRROR_QUEUE_URL?.trim() || undefined,
     resyncApiRate: int(env, 'RESYNC_API_RATE', 5, 1, 100),
+    ownOutput: ownOutputNamespaces({ destinations, sourceAccountId, sourceRegion }),
   };
+}
+
+/** Whether a source repository is one the mirror writes itself (a destination in the source registry). */
+export function isOwnOutput(repository: string, config: Pick<MirrorConfig, 'ownOutput'>): boolean {
+  return config.ownOutput.some((pattern) => pattern.test(repository));
 }
 
 /** Whether a source repository is mirrored: inside the prefixes (when any) and through the globs. */

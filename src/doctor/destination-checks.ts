@@ -1,11 +1,11 @@
 import { DescribeRepositoriesCommand, type Repository } from '@aws-sdk/client-ecr';
 import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
-import { DestinationRepositories } from '../aws/destination-repositories';
+import { EcrRepositories } from '../aws/ecr-repositories';
 import type { Destination } from '../config/config';
+import { mapRepository } from '../config/mapping';
 import { ecrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
-import { mapRepository } from '../mirror/mapping';
 import { RegistryError } from '../registry/errors';
 import { probeUpload } from '../registry/probe';
 import { type Check, fail, notApplicable, ok, warn } from './check';
@@ -177,13 +177,7 @@ export function destinationChecks(
       }
       // The only proof that CreateRepository is allowed is to create it, as the mirror would on its first push.
       try {
-        await new DestinationRepositories().ensure({
-          label: `${d.accountId}/${d.region}`,
-          ecr,
-          repository: name,
-          settings: d.repositorySettings,
-          create: true,
-        });
+        await new EcrRepositories(ecr, `${d.accountId}/${d.region}`).ensure(name, d.repositorySettings, true);
       } catch (err) {
         const denial = denialIn(err);
         if (denial) {

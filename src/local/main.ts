@@ -8,12 +8,12 @@ import { renderTable, summaryLine } from '../cli/status-table';
 import { loadConfig } from '../config/config';
 import { ecrHost } from '../core/ecr-host';
 import { describeError } from '../errors';
-import { createMirrorHandler } from '../handlers/mirror';
-import { createResyncHandler } from '../handlers/resync';
+import { createMirrorHandler } from '../mirror/handler';
 import { closeConnections } from '../registry/transport';
-import type { ResyncResult } from '../resync/resync';
+import { createResyncHandler } from '../resync/handler';
+import type { ResyncResult } from '../resync/wire';
+import { createLocalRun, sqsRecord } from '../wiring/local';
 import { LOCAL, startLocalDeployment } from './local-deployment';
-import { createLocalRun, sqsRecord } from './local-runtime';
 import { startRegistryServer } from './registry-server';
 import { pushSampleImages } from './sample-image';
 
@@ -128,7 +128,7 @@ async function main(): Promise<number> {
     );
     out(`   and ${sample.repository}:${sample.current.tag} with an SPDX SBOM attached as a referrer.`);
 
-    const mirror = createMirrorHandler(() => local.runtime);
+    const mirror = createMirrorHandler(local.runtime);
     const push = {
       version: '0',
       id: `local-push-${Date.now()}`,
@@ -158,7 +158,7 @@ async function main(): Promise<number> {
         `${pushed.batchItemFailures.length > 0 ? ' -- reported for retry' : ''}`,
     );
 
-    const resync = createResyncHandler(() => local.resync);
+    const resync = createResyncHandler(local.resync);
     const result = (await resync({}, lambdaContext('resync'))) as ResyncResult;
     const s = result.summary;
     out(

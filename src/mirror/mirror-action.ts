@@ -1,4 +1,5 @@
-import { type Destination, repositoryInScope } from '../config/config';
+import { type Destination, isOwnOutput, repositoryInScope } from '../config/config';
+import { mapRepository } from '../config/mapping';
 import { matchesFilter } from '../config/patterns';
 import { copyImage } from '../copy/copy-image';
 import type { Reference } from '../core/reference';
@@ -7,8 +8,7 @@ import { MirrorError, SourceNotFoundError } from '../errors';
 import type { MirrorRecord } from '../status/schema';
 import type { FinishWrite } from '../status/store';
 import type { ImageAction } from './event';
-import { mapRepository } from './mapping';
-import type { MirrorRuntime } from './runtime';
+import type { DestinationClients, MirrorRuntime } from './ports';
 
 export interface DestinationOutcome {
   destination: Destination;
@@ -21,14 +21,23 @@ export interface DestinationOutcome {
 
 export type ActionResult =
   | { kind: 'filtered'; reason: string }
+  /** A push into a repository the mirror itself writes: mirroring it would feed on its own output. */
+  | { kind: 'own-output'; reason: string }
   | { kind: 'done'; outcomes: DestinationOutcome[] };
 
-function asMirrorError(err: unknown): MirrorError {
+export interface MirrorOptions {
+  /** Cancels the work (the record's deadline); the copy stops and the outcome is a TIMEOUT failure. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Any error as a MirrorError. One that is not ours is a bug (a TypeError, say): INTERNAL, not
+ * retryable, so it reaches the dead-letter queue with its message instead of being retried for hours.
+ */
+export function asMirrorError(err: unknown): MirrorError {
   if (err instanceof MirrorError) return err;
-  return new MirrorError('REGISTRY_ERROR', err instanceof Error ? err.message : String(err), {
-    retryable: true,
-    cause: err,
-  });
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new MirrorError('INTERNAL', message, { retryable: false, cause: err });
 }
 
 /** Why an action is not for us, or undefined when it is. */
@@ -58,12 +67,22 @@ export function filterReason(action: ImageAction, rt: MirrorRuntime): string | u
  * failure: each outcome is recorded in the status table and returned for the caller to decide on
  * retrying.
  */
-export async function mirrorAction(action: ImageAction, rt: MirrorRuntime): Promise<ActionResult> {
+export async function mirrorAction(
+  action: ImageAction,
+  rt: MirrorRuntime,
+  options: MirrorOptions = {},
+): Promise<ActionResult> {
+  if (isOwnOutput(action.repository, rt.config)) {
+    return {
+      kind: 'own-output',
+      reason: `repository ${action.repository} is where the mirror writes in the source registry`,
+    };
+  }
   const reason = filterReason(action, rt);
   if (reason) return { kind: 'filtered', reason };
   const wanted = action.destinations ? new Set(action.destinations) : undefined;
   const destinations = rt.config.destinations.filter((d) => !wanted || wanted.has(d.id));
-  const outcomes = await Promise.all(destinations.map((d) => mirrorTo(action, d, rt)));
+  const outcomes = await Promise.all(destinations.map((d) => mirrorTo(action, d, rt, options)));
   return { kind: 'done', outcomes };
 }
 
@@ -71,6 +90,7 @@ async function mirrorTo(
   action: ImageAction,
   destination: Destination,
   rt: MirrorRuntime,
+  options: MirrorOptions,
 ): Promise<DestinationOutcome> {
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
@@ -109,39 +129,18 @@ async function mirrorTo(
       });
     }
     const dest = rt.destination(destination);
-    await dest.credentials();
-    const target = { label: dest.label, ecr: dest.ecr, repository: destinationRepository };
+    await dest.connect();
     if (action.action === 'DELETE') {
-      result = { ...base, destinationRepository, ...(await deleteAt(action, target, rt)) };
-    } else {
-      await rt.repositories.ensure({
-        ...target,
-        settings: destination.repositorySettings,
-        create: rt.config.createRepositories,
-      });
-      const at = (registry: string, repository: string): Reference => ({
-        registry,
-        repository,
-        // The tag is resolved now, not taken from the event: a late, older event copies what the tag
-        // names today, so the destination never moves back to an older digest.
-        ...(action.tag !== undefined ? { tag: action.tag } : { digest: action.digest! }),
-      });
-      const summary = await copyImage(
-        rt.source,
-        at(rt.sourceHost, action.repository),
-        dest.registry,
-        at(dest.host, destinationRepository),
-        { referrers: rt.config.referrers, concurrency: rt.config.blobConcurrency },
-      );
       result = {
         ...base,
         destinationRepository,
-        status: summary.upToDate ? 'skipped' : 'succeeded',
-        sourceDigest: summary.digest,
-        destinationDigest: summary.digest,
-        bytes: summary.bytes,
-        blobsCopied: summary.blobs.copied,
-        blobsSkipped: summary.blobs.skipped,
+        ...(await deleteAt(action, dest, destinationRepository, rt)),
+      };
+    } else {
+      result = {
+        ...base,
+        destinationRepository,
+        ...(await pushTo(action, destination, dest, destinationRepository, rt, options)),
       };
     }
   } catch (err) {
@@ -175,6 +174,58 @@ async function mirrorTo(
   }
   result.durationMs = Date.now() - started;
   return finish(rt, destination, result, error);
+}
+
+type PushResult = Pick<
+  FinishWrite,
+  'status' | 'sourceDigest' | 'destinationDigest' | 'bytes' | 'blobsCopied' | 'blobsSkipped'
+>;
+
+async function pushTo(
+  action: ImageAction,
+  destination: Destination,
+  dest: DestinationClients,
+  repository: string,
+  rt: MirrorRuntime,
+  options: MirrorOptions,
+): Promise<PushResult> {
+  const ensure = () =>
+    dest.repositories.ensure(repository, destination.repositorySettings, rt.config.createRepositories);
+  await ensure();
+  const at = (registry: string, name: string): Reference => ({
+    registry,
+    repository: name,
+    // The tag is resolved now, not taken from the event: a late, older event copies what the tag
+    // names today, so the destination never moves back to an older digest.
+    ...(action.tag !== undefined ? { tag: action.tag } : { digest: action.digest! }),
+  });
+  const copy = () =>
+    copyImage(rt.source, at(rt.sourceHost, action.repository), dest.registry, at(dest.host, repository), {
+      referrers: rt.config.referrers,
+      concurrency: rt.config.blobConcurrency,
+      ...(options.signal && { signal: options.signal }),
+    });
+  let summary: Awaited<ReturnType<typeof copy>>;
+  try {
+    summary = await copy();
+  } catch (err) {
+    // A destination repository deleted since we last saw it answers 404 to the push: forget it, make
+    // sure of it again (which creates it), and copy once more.
+    if (!(err instanceof MirrorError) || err.code !== 'NOT_FOUND' || err instanceof SourceNotFoundError) {
+      throw err;
+    }
+    dest.repositories.forget(repository);
+    if ((await ensure()) !== 'created') throw err;
+    summary = await copy();
+  }
+  return {
+    status: summary.upToDate ? 'skipped' : 'succeeded',
+    sourceDigest: summary.digest,
+    destinationDigest: summary.digest,
+    bytes: summary.bytes,
+    blobsCopied: summary.blobs.copied,
+    blobsSkipped: summary.blobs.skipped,
+  };
 }
 
 /** Which digests disagree, for a conflict record: what the source tag names, what the destination keeps. */
@@ -220,7 +271,8 @@ async function finish(
  */
 async function deleteAt(
   action: ImageAction,
-  target: { label: string; ecr: ReturnType<MirrorRuntime['destination']>['ecr']; repository: string },
+  dest: DestinationClients,
+  repository: string,
   rt: MirrorRuntime,
 ): Promise<Pick<FinishWrite, 'status' | 'lastErrorMessage' | 'sourceDigest'>> {
   const reference = action.tag ?? action.digest!;
@@ -232,8 +284,9 @@ async function deleteAt(
       lastErrorMessage: `the source has ${reference} again; not deleted`,
     };
   }
-  await rt.repositories.deleteImage(target, {
-    ...(action.tag ? { tag: action.tag } : { digest: action.digest! }),
-  });
+  await dest.repositories.deleteImage(
+    repository,
+    action.tag ? { tag: action.tag } : { digest: action.digest! },
+  );
   return { status: 'deleted', ...(action.digest && { sourceDigest: action.digest }) };
 }

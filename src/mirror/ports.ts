@@ -1,39 +1,44 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ECRClient } from '@aws-sdk/client-ecr';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { STSClient } from '@aws-sdk/client-sts';
-import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { assumeRoleCredentials } from '../aws/assume-role';
-import { type DeadLetter, DeadLetterQueue } from '../aws/dead-letter';
-import { DestinationRepositories, type RepositoryTarget } from '../aws/destination-repositories';
-import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
-import { ecrCredentials } from '../aws/ecr-auth';
-import { Notifier } from '../aws/notifier';
-import type { Destination, MirrorConfig } from '../config/config';
-import { ecrHost } from '../core/ecr-host';
-import { openRegistry, type RegistryAccess } from '../registry/open';
+import type { Destination, MirrorConfig, RepositorySettings } from '../config/config';
 import type { RegistryClient } from '../registry/registry';
 import type { MirrorRecord } from '../status/schema';
 import type { StatusStore } from '../status/store';
+
+/**
+ * What the mirror talks to, as ports: no AWS SDK type crosses them. The deployed adapters are built
+ * in src/wiring/aws.ts, the local run's in src/wiring/local.ts; tests may put anything behind them.
+ */
 
 /** Where outcomes are announced (EventBridge when deployed). Returns how many were not accepted. */
 export interface ResultPublisher {
   publish(records: readonly MirrorRecord[]): Promise<number>;
 }
 
-/** Where a message that retrying cannot help goes, with its reason (the dead-letter queue when deployed). */
+/** A message that retrying cannot help, with why. */
+export interface DeadLetter {
+  body: string;
+  code: string;
+  reason: string;
+  eventId?: string;
+}
+
+/** Where such a message goes, with its reason (the dead-letter queue when deployed). */
 export interface DeadLetterSink {
   send(letter: DeadLetter): Promise<void>;
 }
 
-/** Destination repositories: made sure of before a copy, and images deleted for deletion sync. */
+/** Sets when a message is received again (SQS ChangeMessageVisibility when deployed). */
+export interface RedeliverySchedule {
+  retryIn(receiptHandle: string, seconds: number): Promise<void>;
+}
+
+/** One destination's repositories: made sure of before a copy, images deleted for deletion sync. */
 export interface RepositoryManager {
-  ensure(target: RepositoryTarget): Promise<'exists' | 'created'>;
-  deleteImage(
-    target: Omit<RepositoryTarget, 'settings' | 'create'>,
-    image: { tag?: string; digest?: string },
-  ): Promise<void>;
+  /** Creates the repository when missing and `create` is set; remembers what exists. */
+  ensure(repository: string, settings: RepositorySettings, create: boolean): Promise<'exists' | 'created'>;
+  /** Forgets that a repository exists (it was deleted behind our back: a push met a 404). */
+  forget(repository: string): void;
+  /** Deletes a tag, or an image by digest; an image already gone counts as deleted. */
+  deleteImage(repository: string, image: { tag?: string; digest?: string }): Promise<void>;
 }
 
 export interface DestinationClients {
@@ -41,80 +46,20 @@ export interface DestinationClients {
   label: string;
   host: string;
   registry: RegistryClient;
-  ecr: ECRClient;
-  /** The assumed role's credentials: resolved first, so a refused AssumeRole fails clearly and early. */
-  credentials: AwsCredentialIdentityProvider;
+  repositories: RepositoryManager;
+  /** Resolves the destination's credentials (the assumed role): a refused AssumeRole fails clearly and early. */
+  connect(): Promise<void>;
 }
 
 /** Everything a mirror job talks to, built once per Lambda container from the validated configuration. */
 export interface MirrorRuntime {
   config: MirrorConfig;
   store: StatusStore;
-  repositories: RepositoryManager;
   notifier: ResultPublisher | undefined;
   deadLetters: DeadLetterSink | undefined;
+  /** Without it a retried message waits for the queue's visibility timeout. */
+  redelivery: RedeliverySchedule | undefined;
   sourceHost: string;
   source: RegistryClient;
   destination(d: Destination): DestinationClients;
-}
-
-/**
- * Builds the clients. SDK clients get a region and credentials only, never an endpoint: the SDK
- * honours `AWS_ENDPOINT_URL_<SERVICE>` by itself, which is how local runs and tests redirect them.
- */
-export interface RuntimeOptions {
-  /** Shows in the destination accounts' CloudTrail. */
-  sessionName?: string;
-  /** Registry retries and timeouts (tests shorten them). */
-  registry?: Pick<RegistryAccess, 'retry' | 'timeouts'>;
-}
-
-export function createRuntime(config: MirrorConfig, options: RuntimeOptions = {}): MirrorRuntime {
-  const region = config.sourceRegion;
-  const sessionName = options.sessionName ?? 'ecr-mirror';
-  const access = { endpoints: config.registryEndpoints, ...options.registry };
-  const sts = new STSClient({ region });
-  const sourceHost = ecrHost(config.sourceAccountId, region);
-  const destinations = new Map<string, DestinationClients>();
-
-  return {
-    config,
-    store: new DynamoDbStatusStore(config.statusTable, config.historyTtlDays, new DynamoDBClient({ region })),
-    repositories: new DestinationRepositories(),
-    notifier: config.publishEvents
-      ? new Notifier(new EventBridgeClient({ region }), config.eventBusName)
-      : undefined,
-    deadLetters: config.deadLetterQueueUrl
-      ? new DeadLetterQueue(new SQSClient({ region }), config.deadLetterQueueUrl)
-      : undefined,
-    sourceHost,
-    // The function's own role reads the source account.
-    source: openRegistry(sourceHost, access),
-    destination(d) {
-      let clients = destinations.get(d.id);
-      if (!clients) {
-        const credentials = assumeRoleCredentials({
-          sts,
-          roleArn: d.roleArn,
-          externalId: d.externalId,
-          sessionName,
-        });
-        const ecr = new ECRClient({ region: d.region, credentials });
-        const host = ecrHost(d.accountId, d.region);
-        clients = {
-          label: `${d.accountId}/${d.region}`,
-          host,
-          ecr,
-          credentials,
-          registry: openRegistry(host, {
-            ...access,
-            ecrCredentialProvider: (h) =>
-              ecrCredentials(h, { clientFactory: () => ecr, awsCredentials: credentials }),
-          }),
-        };
-        destinations.set(d.id, clients);
-      }
-      return clients;
-    },
-  };
 }

@@ -1,7 +1,6 @@
-import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { ecrCredentials } from '../aws/ecr-auth';
 import { parseEcrHost } from '../core/ecr-host';
 import { DOCKER_HUB } from '../core/reference';
+import { MirrorError } from '../errors';
 import { anonymous, type CredentialProvider, type Credentials, staticCredentials } from './auth';
 import { HttpRegistry } from './http-registry';
 import type { RetryPolicy } from './retry';
@@ -11,13 +10,14 @@ import type { UploadMode } from './upload';
 export interface RegistryAccess {
   /** Plain HTTP for registries that are not ECR (local registries). */
   insecure?: boolean;
-  /** Fixed credentials; without them ECR hosts use GetAuthorizationToken, others go anonymous. */
+  /** Fixed credentials; without them ECR hosts use `ecrCredentialProvider`, others go anonymous. */
   credentials?: Credentials;
   /** Host to base URL, such as `{"1111….dkr.ecr.us-east-1.amazonaws.com": "http://127.0.0.1:5001"}`. */
   endpoints?: Readonly<Record<string, string>>;
-  /** AWS identity for ECR's GetAuthorizationToken; the default chain when absent. */
-  awsCredentials?: AwsCredentialIdentityProvider;
-  /** Overrides how ECR credentials are obtained (tests, shared caches). */
+  /**
+   * Registry credentials for an ECR host (GetAuthorizationToken). Passed in, so that this layer knows
+   * no AWS: src/wiring/registries.ts supplies it.
+   */
   ecrCredentialProvider?: (host: string) => CredentialProvider;
   timeouts?: Partial<Timeouts>;
   retry?: RetryPolicy;
@@ -42,9 +42,10 @@ export function openRegistry(host: string, access: RegistryAccess = {}): HttpReg
   let credentials: CredentialProvider = anonymous;
   if (access.credentials) credentials = staticCredentials(access.credentials);
   else if (ecr) {
-    credentials =
-      access.ecrCredentialProvider?.(host) ??
-      ecrCredentials(host, access.awsCredentials ? { awsCredentials: access.awsCredentials } : {});
+    if (!access.ecrCredentialProvider) {
+      throw new MirrorError('INVALID_ARGUMENT', `${host} is an ECR registry: open it with ECR credentials`);
+    }
+    credentials = access.ecrCredentialProvider(host);
   }
   return new HttpRegistry({
     host,

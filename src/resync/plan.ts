@@ -39,7 +39,30 @@ export interface ResyncSummary {
   /** Lambda invocations this run took (a long run continues in fresh ones). */
   invocations: number;
   complete: boolean;
-  errors: { repository: string; destinationId?: string; message: string }[];
+  /** Errors met, all counted; the first MAX_ERRORS kept, each message cut to a few hundred characters. */
+  errorCount: number;
+  errors: ResyncError[];
+}
+
+export interface ResyncError {
+  repository: string;
+  destinationId?: string;
+  message: string;
+}
+
+/** Errors kept in a summary: a destination that refuses every repository must not grow it without bound. */
+export const MAX_ERRORS = 20;
+const MAX_ERROR_MESSAGE = 300;
+
+/** Counts an error, and keeps it while fewer than MAX_ERRORS are kept. */
+export function addError(summary: ResyncSummary, error: ResyncError): void {
+  summary.errorCount++;
+  if (summary.errors.length >= MAX_ERRORS) return;
+  const message =
+    error.message.length > MAX_ERROR_MESSAGE
+      ? `${error.message.slice(0, MAX_ERROR_MESSAGE)}…`
+      : error.message;
+  summary.errors.push({ ...error, message });
 }
 
 export interface MirrorJob extends SourceImage {

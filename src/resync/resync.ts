@@ -1,10 +1,11 @@
 import { type Destination, type MirrorConfig, repositoryInScope } from '../config/config';
+import { mapRepository } from '../config/mapping';
 import { type Filter, matchesFilter } from '../config/patterns';
-import { describeError } from '../errors';
-import { mapRepository } from '../mirror/mapping';
+import { describeError, MirrorError } from '../errors';
 import type { RegistryClient } from '../registry/registry';
 import { createLimiter } from '../util/limit';
 import {
+  addError,
   compare,
   type Difference,
   emptyCounts,
@@ -13,37 +14,17 @@ import {
   type ResyncSummary,
   type SourceImage,
 } from './plan';
+import type { Continuation, ResyncInput, ResyncResult } from './wire';
 
 /** Stop and continue in a fresh invocation when less time than this is left. */
 export const TIME_MARGIN_MS = 90_000;
 /** Differences returned in full (counts are always exact). */
 export const MAX_DIFFERENCES = 1_000;
 
-export interface ResyncInput {
-  /** Repository patterns (globs) on top of REPOSITORY_INCLUDE/EXCLUDE. */
-  repositories?: string[];
-  tags?: string[];
-  /** Destination ids; all by default. */
-  destinations?: string[];
-  dryRun?: boolean;
-  /** Scheduled runs continue on their own; the CLI asks for the continuation and calls again. */
-  continueInBackground?: boolean;
-  continuation?: Continuation;
-}
-
-export interface Continuation {
-  /** The DescribeRepositories token of the page being worked on (absent for the first page). */
-  repositoriesToken?: string;
-  repositoryIndex: number;
-  /** The DescribeImages token inside that repository, when stopped in its middle. */
-  imagesToken?: string;
-  summary: ResyncSummary;
-}
-
-export interface ResyncResult {
-  summary: ResyncSummary;
-  differences: Difference[];
-  continuation?: Continuation;
+/** The running summary of each run, by run id (in the status table when deployed). */
+export interface ResyncLog {
+  save(summary: ResyncSummary): Promise<void>;
+  load(runId: string, startedAt: string): Promise<ResyncSummary | undefined>;
 }
 
 export interface ResyncDeps {
@@ -59,7 +40,8 @@ export interface ResyncDeps {
   enqueue?(jobs: MirrorJob[]): Promise<number>;
   remainingMs(): number;
   continueInBackground?(input: ResyncInput): Promise<void>;
-  record?(summary: ResyncSummary): Promise<void>;
+  /** Keeps the summary between invocations; without it a run cannot continue. */
+  log?: ResyncLog;
   newRunId(): string;
   now(): Date;
 }
@@ -74,19 +56,22 @@ export async function runResync(input: ResyncInput, deps: ResyncDeps): Promise<R
   const destinations = config.destinations.filter(
     (d) => !input.destinations || input.destinations.includes(d.id),
   );
-  const summary: ResyncSummary = input.continuation?.summary ?? {
-    runId: deps.newRunId(),
-    startedAt: deps.now().toISOString(),
-    dryRun: input.dryRun === true,
-    repositories: 0,
-    checked: 0,
-    inSync: 0,
-    enqueued: 0,
-    destinations: Object.fromEntries(destinations.map((d) => [d.id, emptyCounts()])),
-    invocations: 0,
-    complete: false,
-    errors: [],
-  };
+  const summary: ResyncSummary = input.continuation
+    ? await resume(input.continuation, deps)
+    : {
+        runId: deps.newRunId(),
+        startedAt: deps.now().toISOString(),
+        dryRun: input.dryRun === true,
+        repositories: 0,
+        checked: 0,
+        inSync: 0,
+        enqueued: 0,
+        destinations: Object.fromEntries(destinations.map((d) => [d.id, emptyCounts()])),
+        invocations: 0,
+        complete: false,
+        errorCount: 0,
+        errors: [],
+      };
   summary.invocations++;
   const differences: Difference[] = [];
   const repoFilter: Filter = { include: input.repositories ?? [], exclude: [] };
@@ -107,17 +92,20 @@ export async function runResync(input: ResyncInput, deps: ResyncDeps): Promise<R
     for (; index < page.repositories.length; index++) {
       const repository = page.repositories[index]!;
       if (!wanted(repository)) continue;
-      if (imagesToken === undefined) summary.repositories++;
       do {
         if (deps.remainingMs() < TIME_MARGIN_MS) {
           const continuation: Continuation = {
+            runId: summary.runId,
+            startedAt: summary.startedAt,
             ...(token !== undefined && { repositoriesToken: token }),
             repositoryIndex: index,
             ...(imagesToken !== undefined && { imagesToken }),
-            summary,
           };
           return suspend(input, deps, { summary, differences, continuation });
         }
+        // Counted with its first page, after the pause check: a run paused before a repository's
+        // first page counts it when it resumes there, not twice.
+        if (imagesToken === undefined) summary.repositories++;
         const images = await deps.inventory.images(repository, imagesToken);
         const tagged: SourceImage[] = images.images.flatMap((img) =>
           img.tags.filter(wantedTag).map((tag) => ({ repository, tag, digest: img.digest })),
@@ -133,8 +121,19 @@ export async function runResync(input: ResyncInput, deps: ResyncDeps): Promise<R
 
   summary.complete = true;
   summary.finishedAt = deps.now().toISOString();
-  await deps.record?.(summary);
+  await deps.log?.save(summary);
   return { summary, differences };
+}
+
+async function resume(continuation: Continuation, deps: ResyncDeps): Promise<ResyncSummary> {
+  const summary = await deps.log?.load(continuation.runId, continuation.startedAt);
+  if (!summary) {
+    throw new MirrorError(
+      'INVALID_ARGUMENT',
+      `resync run ${continuation.runId} has no summary to continue from (expired, or another table?)`,
+    );
+  }
+  return summary;
 }
 
 async function suspend(
@@ -142,6 +141,10 @@ async function suspend(
   deps: ResyncDeps,
   result: Required<ResyncResult>,
 ): Promise<ResyncResult> {
+  if (!deps.log) {
+    throw new MirrorError('INVALID_CONFIG', 'STATUS_TABLE: a resync that pauses keeps its summary there');
+  }
+  await deps.log.save(result.summary);
   if (input.continueInBackground !== false && deps.continueInBackground) {
     await deps.continueInBackground({ ...input, continuation: result.continuation });
   }
@@ -185,7 +188,7 @@ async function check(
       }
     } catch (err) {
       failedDestinations.add(d.id);
-      summary.errors.push({
+      addError(summary, {
         repository: images[0]!.repository,
         destinationId: d.id,
         message: describeError(err),

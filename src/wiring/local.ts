@@ -1,17 +1,16 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ECRClient } from '@aws-sdk/client-ecr';
 import type { SQSRecord } from 'aws-lambda';
-import type { DeadLetter } from '../aws/dead-letter';
 import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
-import { JobQueue } from '../aws/job-queue';
+import { DynamoResyncLog } from '../aws/resync-log';
 import type { MirrorConfig } from '../config/config';
 import { ecrHost } from '../core/ecr-host';
-import type { ResyncServices } from '../handlers/resync';
-import type { MirrorRuntime } from '../mirror/runtime';
+import { LOCAL_PASSWORD, LOCAL_USER } from '../local/registry-server';
+import type { DeadLetter, DestinationClients, MirrorRuntime } from '../mirror/ports';
 import type { HttpRegistry } from '../registry/http-registry';
 import { openRegistry } from '../registry/open';
+import type { ResyncServices } from '../resync/handler';
+import { jobEvent } from '../resync/wire';
 import type { MirrorRecord } from '../status/schema';
-import { LOCAL_PASSWORD, LOCAL_USER } from './registry-server';
 
 /**
  * The mirror's runtime with loopback stand-ins at the AWS edges, for `npm start`: real registries
@@ -36,22 +35,11 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
   const published: MirrorRecord[] = [];
   const deadLetters: DeadLetter[] = [];
   const queue: SQSRecord[] = [];
-  const destinations = new Map<string, ReturnType<MirrorRuntime['destination']>>();
+  const destinations = new Map<string, DestinationClients>();
 
   const runtime: MirrorRuntime = {
     config,
     store: new DynamoDbStatusStore(config.statusTable, config.historyTtlDays, dynamodb),
-    // Local registries create repositories on the first push.
-    repositories: {
-      ensure: async () => 'exists',
-      deleteImage: async (target, image) => {
-        const registry = runtime.destination(
-          config.destinations.find((d) => target.label.startsWith(d.accountId))!,
-        ).registry;
-        const found = await registry.headManifest(target.repository, image.tag ?? image.digest!);
-        if (found) await registry.deleteManifest(target.repository, found.digest);
-      },
-    },
     notifier: {
       publish: async (records) => {
         published.push(...records);
@@ -59,19 +47,29 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
       },
     },
     deadLetters: { send: async (letter) => void deadLetters.push(letter) },
+    // No queue here to delay a retry: a retried message is only reported in batchItemFailures.
+    redelivery: undefined,
     sourceHost,
     source,
     destination(d) {
       let clients = destinations.get(d.id);
       if (!clients) {
         const host = ecrHost(d.accountId, d.region);
+        const registry = openRegistry(host, access);
         clients = {
           label: `${d.accountId}/${d.region}`,
           host,
-          registry: openRegistry(host, access),
-          // Never called locally: repositories and credentials are the stand-ins above and below.
-          ecr: new ECRClient({ region: d.region }),
-          credentials: async () => ({ accessKeyId: 'local', secretAccessKey: 'local' }),
+          registry,
+          // Local registries create repositories on the first push, and delete through the registry API.
+          repositories: {
+            ensure: async () => 'exists',
+            forget: () => undefined,
+            deleteImage: async (repository, image) => {
+              const found = await registry.headManifest(repository, image.tag ?? image.digest!);
+              if (found) await registry.deleteManifest(repository, found.digest);
+            },
+          },
+          connect: async () => undefined,
         };
         destinations.set(d.id, clients);
       }
@@ -81,7 +79,9 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
 
   let seq = 0;
   const resync: ResyncServices = {
-    runtime,
+    config,
+    destinationRegistry: (d) => runtime.destination(d).registry,
+    log: new DynamoResyncLog(dynamodb, config.statusTable, config.historyTtlDays),
     inventory: {
       repositories: (next) => source.catalogPage(next),
       images: (repository) => registryImages(source, repository),
@@ -89,12 +89,7 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
     enqueue: async (jobs) => {
       for (const job of jobs) {
         seq++;
-        queue.push(
-          sqsRecord(
-            `local-${seq}`,
-            JSON.stringify(JobQueue.event(job, config.sourceAccountId, config.sourceRegion)),
-          ),
-        );
+        queue.push(sqsRecord(`local-${seq}`, jobEvent(job, config.sourceAccountId, config.sourceRegion)));
       }
       return jobs.length;
     },

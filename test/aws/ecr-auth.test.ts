@@ -4,7 +4,7 @@ import { ecrCredentials } from '../../src/aws/ecr-auth';
 import { MirrorError } from '../../src/errors';
 import { staticCredentials } from '../../src/registry/auth';
 import { HttpRegistry } from '../../src/registry/http-registry';
-import { openRegistry } from '../../src/registry/open';
+import { openAwsRegistry } from '../../src/wiring/registries';
 import { getManifest, pushImage } from '../support/content';
 import { failure } from '../support/failure';
 import { startRegistry, TEST_CREDS, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
@@ -205,7 +205,7 @@ describe('ecrCredentials', () => {
   });
 });
 
-describe('an ECR host opened through openRegistry, mapped to a local registry', () => {
+describe('an ECR host opened through openAwsRegistry, mapped to a local registry', () => {
   let reg: TestRegistry;
   beforeAll(async () => {
     reg = await startRegistry();
@@ -221,7 +221,7 @@ describe('an ECR host opened through openRegistry, mapped to a local registry', 
       .on(GetAuthorizationTokenCommand)
       .resolves(answer(`${TEST_USER}:${TEST_PASSWORD}`, Date.now() + 12 * HOUR));
 
-    const client = openRegistry(HOST, { endpoints: { [HOST]: reg.url } });
+    const client = openAwsRegistry(HOST, { endpoints: { [HOST]: reg.url } });
     const head = await client.headManifest('team/app', 'v1');
     expect(head?.digest).toBe(img.manifest.digest);
     // One request, answered 200: no 401 round trip to learn the scheme.
@@ -250,7 +250,7 @@ describe('an ECR host opened through openRegistry, mapped to a local registry', 
   test('credentials the registry refuses fail at once with UNAUTHORIZED, without the password', async () => {
     const password = 'stale-ecr-password-77';
     ecr.on(GetAuthorizationTokenCommand).resolves(answer(`AWS:${password}`, Date.now() + 12 * HOUR));
-    const client = openRegistry(HOST, { endpoints: { [HOST]: reg.url } });
+    const client = openAwsRegistry(HOST, { endpoints: { [HOST]: reg.url } });
     const err = await failure(client.headManifest('team/app', 'v1'));
     expect(err.code).toBe('UNAUTHORIZED');
     expect(err.retryable).toBe(false);

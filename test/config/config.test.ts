@@ -1,4 +1,4 @@
-import { loadConfig, repositoryInScope } from '../../src/config/config';
+import { checkDestinations, isOwnOutput, loadConfig, repositoryInScope } from '../../src/config/config';
 import { globToRegExp, matchesFilter, parsePatternList } from '../../src/config/patterns';
 import type { MirrorError } from '../../src/errors';
 
@@ -7,6 +7,12 @@ const destination = {
   region: 'eu-west-1',
   roleArn: 'arn:aws:iam::222222222222:role/ecr-mirror-destination',
   externalId: 'ext-123',
+};
+/** A destination in the source account and region: the mirror writes where it reads. */
+const sourceRegistry = {
+  accountId: '111111111111',
+  region: 'us-east-1',
+  roleArn: 'arn:aws:iam::111111111111:role/ecr-mirror-destination',
 };
 const base = {
   SOURCE_ACCOUNT_ID: '111111111111',
@@ -83,8 +89,50 @@ test.each([
     /^DESTINATIONS\[0\]\.repository: use either template or addPrefix/,
   ],
   [
-    { DESTINATIONS: JSON.stringify([{ ...destination, accountId: '111111111111', region: 'us-east-1' }]) },
-    /^DESTINATIONS\[0\]: is the source registry itself/,
+    { DESTINATIONS: JSON.stringify([{ ...destination, ...sourceRegistry }]) },
+    /^DESTINATIONS\[0\]\.repository: maps "team\/api" onto itself, and this destination is the source registry/,
+  ],
+  // A mapping that would fail on every event is refused at load, naming the field.
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, repository: { addPrefix: 'Mirror/' } }]) },
+    /^DESTINATIONS\[0\]\.repository\.addPrefix: repository mapping turns "team\/api" into an invalid name "Mirror\/team\/api"/,
+  ],
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, repository: { stripPrefix: 'team' } }]) },
+    /^DESTINATIONS\[0\]\.repository\.stripPrefix: must be whole path components ending in "\/"/,
+  ],
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, repository: { template: 'copies/{foo}' } }]) },
+    /^DESTINATIONS\[0\]\.repository\.template: may use only the placeholders \{repository\}, \{name\}, \{sourceAccount\}/,
+  ],
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, repository: { template: 'copies/{name' } }]) },
+    /^DESTINATIONS\[0\]\.repository\.template: may use only the placeholders/,
+  ],
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, roleArn: 'arn:aws:iam::333333333333:role/r' }]) },
+    /^DESTINATIONS\[0\]\.roleArn: must be a role in the destination account \(accountId\)/,
+  ],
+  [
+    { DESTINATIONS: JSON.stringify([{ ...destination, accountId: undefined }]) },
+    /^DESTINATIONS\[0\]\.accountId: /,
+  ],
+  // In the source registry, a mapping with a fixed point copies an image onto itself.
+  [
+    {
+      DESTINATIONS: JSON.stringify([
+        { ...destination, ...sourceRegistry, repository: { stripPrefix: 'mirror/', addPrefix: 'mirror/' } },
+      ]),
+    },
+    /^DESTINATIONS\[0\]\.repository: maps "mirror\/team\/api" onto itself/,
+  ],
+  [
+    {
+      DESTINATIONS: JSON.stringify([
+        { ...destination, ...sourceRegistry, repository: { template: 'copies/{name}' } },
+      ]),
+    },
+    /^DESTINATIONS\[0\]\.repository: maps "copies\/api" onto itself/,
   ],
   [{ REPOSITORY_SETTINGS: '{"tagMutability":"FROZEN"}' }, /^REPOSITORY_SETTINGS\.tagMutability: /],
   [{ SYNC_DELETES: 'maybe' }, /^SYNC_DELETES: must be true or false, got "maybe"/],
@@ -117,4 +165,32 @@ test('globs: * crosses slashes, ? is one character, the rest is literal', () => 
   expect(matchesFilter('v1', { include: [], exclude: [] })).toBe(true);
   expect(matchesFilter('v1-dev', { include: ['v*'], exclude: ['*-dev'] })).toBe(false);
   expect(parsePatternList(' a, ,b ')).toEqual(['a', 'b']);
+});
+
+test('a destination in the source registry with its own namespace loads; that namespace is its output', () => {
+  const c = loadConfig({
+    ...base,
+    DESTINATIONS: JSON.stringify([
+      destination,
+      { ...destination, ...sourceRegistry, id: 'prefixed', repository: { addPrefix: 'mirror/' } },
+      {
+        ...destination,
+        ...sourceRegistry,
+        id: 'templated',
+        repository: { template: 'from-{sourceAccount}/{repository}' },
+      },
+    ]),
+  });
+  expect(isOwnOutput('mirror/team/api', c)).toBe(true);
+  expect(isOwnOutput('from-111111111111/team/api', c)).toBe(true);
+  expect(isOwnOutput('team/api', c)).toBe(false);
+  expect(isOwnOutput('mirrors/api', c)).toBe(false);
+  // Destinations elsewhere never make anything in A their output.
+  expect(loadConfig(base).ownOutput).toEqual([]);
+});
+
+test('checkDestinations names the setting it is given (the package-time param step)', () => {
+  expect(() =>
+    checkDestinations([{ ...destination, externalId: undefined }], { setting: 'param "destinations"' }),
+  ).toThrow(/^param "destinations"\[0\]\.externalId: /);
 });

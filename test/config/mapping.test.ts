@@ -1,4 +1,4 @@
-import { mapRepository } from '../../src/mirror/mapping';
+import { mapRepository } from '../../src/config/mapping';
 
 test.each([
   ['team/api', {}, 'team/api'],

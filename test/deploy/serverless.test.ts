@@ -8,6 +8,7 @@ import { tableDefinition, timeToLiveDefinition } from '../../src/aws/status-tabl
 import { METRIC_NAMES, METRIC_NAMESPACE, type MetricName } from '../../src/metrics';
 import { type FunctionName, PERMISSIONS } from '../../src/permissions';
 import { STATUS_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../src/status/schema';
+import { ensureBuilt } from '../support/run-built';
 import {
   asList,
   danglingReferences,
@@ -89,6 +90,8 @@ async function packageService(params: Record<string, string>, dirs: string[]): P
       'exports.handler = async () => ({ batchItemFailures: [] });\n',
     );
   }
+  // The configuration validator the param step runs (bundled by `npm run build`).
+  await cp(ensureBuilt('dist/config-check.js'), join(dir, 'dist/config-check.js'));
   await writeFile(join(dir, 'README.md'), 'not part of the package\n');
 
   // No credentials at all: packaging must not need AWS.
@@ -167,6 +170,13 @@ describe('serverless.yml packaged by osls', () => {
   afterAll(async () => {
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   });
+
+  it('refuses to package destinations the Lambdas would refuse at load, naming the setting', async () => {
+    const { accountId: _, ...noAccount } = DESTINATIONS[1]!;
+    await expect(
+      packageService({ destinations: JSON.stringify([DESTINATIONS[0], noAccount]) }, dirs),
+    ).rejects.toThrow(/param "destinations"\[1\]\.accountId: is required/);
+  }, 45_000);
 
   it('validates against the osls schema except for the v4-only build key', () => {
     for (const { output } of [defaults, custom]) {
@@ -506,6 +516,9 @@ describe('serverless.yml packaged by osls', () => {
         { 'Fn::Sub': `arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/default` },
       ]);
       expect(granted(defaults, 'mirror', 'sqs:SendMessage')).toEqual([getAtt(dlq, 'Arn')]);
+      // A retried message is put back after the mirror's backoff, on the mirror queue only.
+      expect(granted(defaults, 'mirror', 'sqs:ChangeMessageVisibility')).toEqual([getAtt(queue, 'Arn')]);
+      expect(granted(defaults, 'resync', 'sqs:ChangeMessageVisibility')).toEqual([]);
       for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
         expect(granted(defaults, 'mirror', action)).toEqual([getAtt(queue, 'Arn')]);
         expect(granted(defaults, 'resync', action)).toEqual([]);
@@ -518,6 +531,8 @@ describe('serverless.yml packaged by osls', () => {
       const table = getAtt(resource(defaults.template, 'AWS::DynamoDB::Table')[0], 'Arn');
       const { queue } = queues(defaults.template);
       expect(granted(defaults, 'resync', 'dynamodb:PutItem')).toEqual([table]);
+      // A paused run reads its summary back from the table.
+      expect(granted(defaults, 'resync', 'dynamodb:GetItem')).toEqual([table]);
       expect(granted(defaults, 'resync', 'sqs:SendMessage')).toEqual([getAtt(queue, 'Arn')]);
       expect(granted(defaults, 'resync', 'lambda:InvokeFunction')).toEqual([
         {
@@ -686,6 +701,7 @@ describe('infra/serverless-params.cjs', () => {
     'param:destinations': JSON.stringify(DESTINATIONS),
     'param:destinationRoleArns': '',
     'param:sourceAccountId': { Ref: 'AWS::AccountId' },
+    'param:sourceRegion': { Ref: 'AWS::Region' },
     'param:repositoryPrefixes': '',
     'self:service': 'ecr-mirror',
     'sls:stage': 'ci',
@@ -710,9 +726,48 @@ describe('infra/serverless-params.cjs', () => {
   it('refuses destinations that are not a JSON array of destinations with roles', async () => {
     await expect(call('destinationsJson', { 'param:destinations': '[{' })).rejects.toThrow('not valid JSON');
     await expect(call('destinationsJson', { 'param:destinations': '[]' })).rejects.toThrow('at least one');
-    await expect(call('destinationsJson', { 'param:destinations': '[{"roleArn":"x"}]' })).rejects.toThrow(
-      '[0].roleArn',
-    );
+    await expect(
+      call('destinationsJson', {
+        'param:destinations': JSON.stringify([{ ...DESTINATIONS[1], roleArn: 'x' }]),
+      }),
+    ).rejects.toThrow('[0].roleArn: must be an IAM role ARN');
+  });
+
+  it('checks destinations with the configuration schema: every field, mappings, the role’s account', async () => {
+    const destinations = (d: Record<string, unknown>) => ({
+      'param:destinations': JSON.stringify([{ ...DESTINATIONS[1], ...d }]),
+    });
+    for (const [change, message] of [
+      [{ region: undefined }, 'param "destinations"[0].region: is required'],
+      [{ externalId: undefined }, 'param "destinations"[0].externalId: is required'],
+      [
+        { repository: { addPrefix: 'Mirror/' } },
+        'param "destinations"[0].repository.addPrefix: repository mapping turns',
+      ],
+      [
+        { repository: { stripPrefix: 'team' } },
+        'param "destinations"[0].repository.stripPrefix: must be whole path components',
+      ],
+      [{ repository: { template: 'x/{foo}' } }, 'param "destinations"[0].repository.template: may use only'],
+      [
+        { roleArn: ROLE_ARNS[0] },
+        'param "destinations"[0].roleArn: must be a role in the destination account',
+      ],
+    ] as const) {
+      await expect(call('destinationsJson', destinations(change))).rejects.toThrow(message);
+    }
+    // With the source account and region as values, a copy onto itself in the source registry is refused too.
+    await expect(
+      call('destinationsJson', {
+        ...destinations({
+          accountId: '111111111111',
+          region: 'us-east-1',
+          roleArn: 'arn:aws:iam::111111111111:role/r',
+        }),
+        'param:sourceAccountId': '111111111111',
+        'param:sourceRegion': 'us-east-1',
+      }),
+    ).rejects.toThrow('param "destinations"[0].repository: maps "team/api" onto itself');
   });
 
   it('refuses an unquoted account id and a prefix no repository name can start with', async () => {

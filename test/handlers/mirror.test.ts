@@ -8,10 +8,11 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
-import { JobQueue } from '../../src/aws/job-queue';
 import { loadConfig } from '../../src/config/config';
-import { createMirrorHandler } from '../../src/handlers/mirror';
-import { createRuntime, type MirrorRuntime } from '../../src/mirror/runtime';
+import { createMirrorHandler } from '../../src/mirror/handler';
+import type { MirrorRuntime } from '../../src/mirror/ports';
+import { jobEvent } from '../../src/resync/wire';
+import { mirrorRuntime } from '../../src/wiring/mirror';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { getManifest, pushImage, pushIndex } from '../support/content';
@@ -98,7 +99,7 @@ function runtime(env: Record<string, string> = {}, endpoints: Record<string, str
     REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: a.url, [DEST_B]: b.url, [DEST_C]: c.url, ...endpoints }),
     ...env,
   });
-  return createRuntime(config, {
+  return mirrorRuntime(config, {
     registry: {
       retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 50, maxElapsedMs: 2_000 },
       timeouts: { connectMs: 1_000, headersMs: 5_000, bodyMs: 5_000 },
@@ -123,7 +124,7 @@ function pushEvent(
 test('a push lands byte-identical with a succeeded record and a completion event', async () => {
   const rt = runtime();
   const img = await pushImage(a, 'team/api', 'v1', { layers: [30_000, 10_000] });
-  const res = await createMirrorHandler(() => rt)(
+  const res = await createMirrorHandler(rt)(
     sqsEvent(sqsRecord(pushEvent('team/api', 'v1', img.manifest.digest))),
     context,
   );
@@ -175,7 +176,7 @@ test('several destinations, renamed by prefix and template; filters leave the re
     REPOSITORY_INCLUDE: 'apps/*',
     TAG_EXCLUDE: '*-dev',
   });
-  const handler = createMirrorHandler(() => rt);
+  const handler = createMirrorHandler(rt);
   const img = await pushImage(a, 'apps/web', 'v2', { layers: [5_000] });
   const dev = await pushImage(a, 'apps/web', 'v2-dev', { layers: [5_000] });
   const other = await pushImage(a, 'tools/ci', 'v2', { layers: [5_000] });
@@ -209,12 +210,12 @@ test('a resync job takes the push path, only to the destinations it names', asyn
     ]),
   });
   const img = await pushImage(a, 'healed', 'v1', { layers: [2_000] });
-  const job = JobQueue.event(
+  const job = jobEvent(
     { repository: 'healed', tag: 'v1', digest: img.manifest.digest, destinations: ['c'] },
     '111111111111',
     'us-east-1',
   );
-  const res = await createMirrorHandler(() => rt)(sqsEvent(sqsRecord(job)), context);
+  const res = await createMirrorHandler(rt)(sqsEvent(sqsRecord(job)), context);
   expect(res.batchItemFailures).toEqual([]);
   expect((await getManifest(c, 'healed', 'v1')).digest).toBe(img.manifest.digest);
   expect((await getManifest(b, 'healed', 'v1')).status).toBe(404);
@@ -223,7 +224,7 @@ test('a resync job takes the push path, only to the destinations it names', asyn
 
 test('a multi-arch push: children by digest with no tag, then the index with its tag', async () => {
   const rt = runtime();
-  const handler = createMirrorHandler(() => rt);
+  const handler = createMirrorHandler(rt);
   const amd = await pushImage(a, 'multi', undefined, {
     layers: [4_000],
     platform: { architecture: 'amd64', os: 'linux' },
@@ -264,7 +265,7 @@ test('missing destination repositories are created with the configured settings,
     .rejects(Object.assign(new Error('no such repository'), { name: 'RepositoryNotFoundException' }));
   ecr.on(CreateRepositoryCommand).resolves({});
   const img = await pushImage(a, 'fresh/repo', 'v1', { layers: [1_000] });
-  await createMirrorHandler(() => rt)(
+  await createMirrorHandler(rt)(
     sqsEvent(sqsRecord(pushEvent('fresh/repo', 'v1', img.manifest.digest))),
     context,
   );
@@ -278,7 +279,7 @@ test('missing destination repositories are created with the configured settings,
   expect((await getManifest(b, 'fresh/repo', 'v1')).digest).toBe(img.manifest.digest);
 
   const off = runtime({ CREATE_REPOSITORIES: 'false' });
-  const res = await createMirrorHandler(() => off)(
+  const res = await createMirrorHandler(off)(
     sqsEvent(sqsRecord(pushEvent('fresh/other', 'v1', img.manifest.digest))),
     context,
   );
@@ -299,7 +300,7 @@ test('missing destination repositories are created with the configured settings,
 
 test('events delivered in reverse order and twice: the tag never moves back, duplicates are no-ops', async () => {
   const rt = runtime();
-  const handler = createMirrorHandler(() => rt);
+  const handler = createMirrorHandler(rt);
   const older = await pushImage(a, 'ordered', 'v1', { layers: [2_000] });
   const t1 = new Date(Date.now() - 60_000).toISOString();
   const newer = await pushImage(a, 'ordered', 'v1', { layers: [3_000] });
@@ -330,7 +331,7 @@ test('an immutable destination tag: same digest is done, another digest is a con
   const proxy = await startFaultProxy(b);
   try {
     const rt = runtime({}, { [DEST_B]: proxy.url });
-    const handler = createMirrorHandler(() => rt);
+    const handler = createMirrorHandler(rt);
     const first = await pushImage(a, 'locked', 'v1', { layers: [1_000] });
     await handler(sqsEvent(sqsRecord(pushEvent('locked', 'v1', first.manifest.digest))), context);
     // From now on the tag exists, and the destination refuses to move it, as ECR does.
@@ -377,7 +378,7 @@ test('an immutable destination tag: same digest is done, another digest is a con
 
 test('a malformed event is recorded as a failure with its reason and dead-lettered, not retried', async () => {
   const rt = runtime();
-  const res = await createMirrorHandler(() => rt)(
+  const res = await createMirrorHandler(rt)(
     sqsEvent(sqsRecord(sampleEvent('malformed')), sqsRecord('{not json')),
     context,
   );
@@ -389,7 +390,11 @@ test('a malformed event is recorded as a failure with its reason and dead-letter
     'INVALID_EVENT',
   ]);
   const reasons = letters.map((l) => l.MessageAttributes?.reason?.StringValue);
-  expect(reasons).toEqual(expect.arrayContaining([expect.stringMatching(/bad repository name "Team\/API"/)]));
+  expect(reasons).toEqual(
+    expect.arrayContaining([
+      expect.stringMatching(/repository-name is not a repository name .*: "Team\/API"/),
+    ]),
+  );
   const failed = await rt.store.queryByStatus('failed');
   expect(
     failed.some((r) => r.lastErrorCode === 'INVALID_EVENT' && /not JSON/.test(r.lastErrorMessage ?? '')),
@@ -401,7 +406,7 @@ test('other action types and detail-types are ignored', async () => {
   const scan = { ...sampleEvent('push'), 'detail-type': 'ECR Image Scan' };
   const archive = sampleEvent('push');
   archive.detail['action-type'] = 'UPDATE_STORAGE_CLASS';
-  const res = await createMirrorHandler(() => rt)(sqsEvent(sqsRecord(scan), sqsRecord(archive)), context);
+  const res = await createMirrorHandler(rt)(sqsEvent(sqsRecord(scan), sqsRecord(archive)), context);
   expect(res.batchItemFailures).toEqual([]);
   expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
   expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(0);
@@ -410,7 +415,7 @@ test('other action types and detail-types are ignored', async () => {
 test('a destination that is down: batch failure, then the dead-letter queue on the last receive', async () => {
   // Nothing listens on port 9 of loopback.
   const rt = runtime({}, { [DEST_B]: 'http://127.0.0.1:9' });
-  const handler = createMirrorHandler(() => rt);
+  const handler = createMirrorHandler(rt);
   const img = await pushImage(a, 'down', 'v1', { layers: [1_000] });
   const event = pushEvent('down', 'v1', img.manifest.digest);
   const first = sqsRecord(event, 1);
@@ -440,7 +445,7 @@ test('assume-role denied: a failed record with a clear reason', async () => {
       Object.assign(new Error('User is not authorized to perform: sts:AssumeRole'), { name: 'AccessDenied' }),
     );
   const img = await pushImage(a, 'denied', 'v1', { layers: [1_000] });
-  const res = await createMirrorHandler(() => rt)(
+  const res = await createMirrorHandler(rt)(
     sqsEvent(sqsRecord(pushEvent('denied', 'v1', img.manifest.digest))),
     context,
   );
@@ -468,7 +473,7 @@ test('a DENIED record names the refused action and resource and points at ecr-mi
       ),
     );
   const img = await pushImage(a, 'denied-sts', 'v1', { layers: [1_000] });
-  await createMirrorHandler(() => rt)(
+  await createMirrorHandler(rt)(
     sqsEvent(sqsRecord(pushEvent('denied-sts', 'v1', img.manifest.digest))),
     context,
   );
@@ -500,7 +505,7 @@ test('a push refused with 403 DENIED: the record names ecr:InitiateLayerUpload o
       },
     });
     const img = await pushImage(a, 'refused', 'v1', { layers: [1_000] });
-    await createMirrorHandler(() => rt)(
+    await createMirrorHandler(rt)(
       sqsEvent(sqsRecord(pushEvent('refused', 'v1', img.manifest.digest))),
       context,
     );
@@ -517,7 +522,7 @@ test('a push refused with 403 DENIED: the record names ecr:InitiateLayerUpload o
 test('deletion sync deletes the destination tag unless the source has it again', async () => {
   const rt = runtime({ SYNC_DELETES: 'true' });
   ecr.on(BatchDeleteImageCommand).resolves({ imageIds: [{ imageTag: 'gone' }], failures: [] });
-  const handler = createMirrorHandler(() => rt);
+  const handler = createMirrorHandler(rt);
   const kept = await pushImage(a, 'deletions', 'kept', { layers: [1_000] });
   const del = (tag: string, digest: string) => {
     const e = sampleEvent('delete');
@@ -545,6 +550,181 @@ test('deletion sync deletes the destination tag unless the source has it again',
 
   // Deletion sync off: DELETE events are ignored.
   ecr.resetHistory();
-  await createMirrorHandler(() => runtime())(sqsEvent(sqsRecord(del('gone', kept.manifest.digest))), context);
+  await createMirrorHandler(runtime())(sqsEvent(sqsRecord(del('gone', kept.manifest.digest))), context);
   expect(ecr.commandCalls(BatchDeleteImageCommand)).toHaveLength(0);
+});
+
+test('one record failing does not fail the batch: only it is retried, the others are answered done', async () => {
+  const rt = runtime();
+  const img = await pushImage(a, 'isolated', 'v1', { layers: [1_000] });
+  // Dead-lettering the malformed record fails (SQS refuses): that record, and only it, is retried.
+  sqs.on(SendMessageCommand).rejects(Object.assign(new Error('internal error'), { name: 'InternalError' }));
+  const good = sqsRecord(pushEvent('isolated', 'v1', img.manifest.digest));
+  const bad = sqsRecord('{not json');
+  const ignored = sqsRecord({ ...sampleEvent('push'), 'detail-type': 'ECR Image Scan' });
+  const res = await createMirrorHandler(rt)(sqsEvent(good, bad, ignored), context);
+  expect(res.batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
+  expect((await getManifest(b, 'isolated', 'v1')).digest).toBe(img.manifest.digest);
+});
+
+test('a configuration error fails the Lambda at init, logged once with the setting, before any batch', () => {
+  const saved = process.env;
+  process.env = {
+    ...saved,
+    SOURCE_ACCOUNT_ID: '111111111111',
+    SOURCE_REGION: 'us-east-1',
+    STATUS_TABLE: TABLE,
+    DESTINATIONS: JSON.stringify([
+      destination('b', '222222222222', 'eu-west-1', { repository: { addPrefix: 'Mirror/' } }),
+    ]),
+  };
+  let thrown: unknown;
+  let critical: jest.SpyInstance | undefined;
+  try {
+    jest.isolateModules(() => {
+      // The entry module's own logger (a fresh module registry): what it logs at init.
+      const { logger } = require('../../src/observability');
+      critical = jest.spyOn(logger, 'critical').mockImplementation(() => undefined);
+      try {
+        require('../../src/handlers/mirror');
+      } catch (err) {
+        thrown = err;
+      }
+    });
+  } finally {
+    process.env = saved;
+  }
+  expect(thrown).toMatchObject({ code: 'INVALID_CONFIG', setting: 'DESTINATIONS[0].repository.addPrefix' });
+  expect(critical).toHaveBeenCalledTimes(1);
+  const [message, fields] = critical!.mock.calls[0]!;
+  expect(message).toMatch(/configuration is invalid/);
+  expect(fields).toMatchObject({ setting: 'DESTINATIONS[0].repository.addPrefix' });
+  expect(fields.error).toMatch(/^INVALID_CONFIG: DESTINATIONS\[0\]\.repository\.addPrefix: /);
+});
+
+test.each([
+  [
+    'a template never expanded',
+    'team/#{service}',
+    /^repository-name contains "#" \(an unexpanded template\?\): "team\/#\{service\}"$/,
+  ],
+  [
+    'a name over the table key limit',
+    `team/${'a'.repeat(2_095)}`,
+    /^repository-name is 2100 characters long \(at most 256\): "team\/a{55}…"$/,
+  ],
+])(
+  'a malformed event (%s) is recorded, dead-lettered at once with the real reason, and done',
+  async (_, name, reason) => {
+    const rt = runtime();
+    const record = sqsRecord(
+      pushEvent(name, 'v1', `sha256:${'a'.repeat(64)}`, undefined, `evt-${name.length}`),
+    );
+    const res = await createMirrorHandler(rt)(sqsEvent(record), context);
+    expect(res.batchItemFailures).toEqual([]);
+    const letters = sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]!.MessageAttributes?.errorCode?.StringValue).toBe('INVALID_EVENT');
+    expect(letters[0]!.MessageAttributes?.reason?.StringValue).toMatch(reason);
+    // Findable with `status --failed`: the index of failures, newest first.
+    const failed = await rt.store.queryByStatus('failed', { limit: 5 });
+    expect(failed.find((r) => r.reference === `message-${record.messageId}`)).toMatchObject({
+      sourceRepository: '(malformed)',
+      status: 'failed',
+      lastErrorCode: 'INVALID_EVENT',
+      lastErrorMessage: expect.stringMatching(reason),
+    });
+  },
+);
+
+test('an error that is not ours (a bug) is recorded as INTERNAL and dead-lettered, not retried', async () => {
+  const rt = runtime();
+  const img = await pushImage(a, 'buggy', 'v1', { layers: [1_000] });
+  const real = rt.destination.bind(rt);
+  rt.destination = (d) => ({
+    ...real(d),
+    repositories: {
+      ...real(d).repositories,
+      ensure: async () => {
+        throw new TypeError("Cannot read properties of undefined (reading 'repositoryName')");
+      },
+    },
+  });
+  const res = await createMirrorHandler(rt)(
+    sqsEvent(sqsRecord(pushEvent('buggy', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  expect(
+    await rt.store.get({ sourceRepository: 'buggy', reference: 'v1', destinationId: 'b' }),
+  ).toMatchObject({
+    status: 'failed',
+    lastErrorCode: 'INTERNAL',
+    lastErrorMessage: "TypeError: Cannot read properties of undefined (reading 'repositoryName')",
+  });
+  expect(
+    sqs.commandCalls(SendMessageCommand)[0]!.args[0].input.MessageAttributes?.errorCode?.StringValue,
+  ).toBe('INTERNAL');
+});
+
+test('a destination in the source registry: its pushes are the mirror’s own output and are not mirrored again', async () => {
+  const rt = runtime({
+    DESTINATIONS: JSON.stringify([
+      destination('self', '111111111111', 'us-east-1', { repository: { addPrefix: 'mirror/' } }),
+    ]),
+  });
+  const handler = createMirrorHandler(rt);
+  const img = await pushImage(a, 'feed/api', 'v1', { layers: [1_000] });
+  await handler(sqsEvent(sqsRecord(pushEvent('feed/api', 'v1', img.manifest.digest))), context);
+  expect((await getManifest(a, 'mirror/feed/api', 'v1')).digest).toBe(img.manifest.digest);
+  // ECR now emits a push event for mirror/feed/api: it is ignored, logged and counted.
+  const res = await handler(
+    sqsEvent(sqsRecord(pushEvent('mirror/feed/api', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  expect((await getManifest(a, 'mirror/mirror/feed/api', 'v1')).status).toBe(404);
+  expect(await rt.store.queryRepository('mirror/feed/api')).toEqual([]);
+  const line = logs.map((l) => JSON.parse(l)).find((l) => l.message === 'own output ignored');
+  expect(line).toMatchObject({ repository: 'mirror/feed/api' });
+  expect(logs.join('')).toContain('"OwnOutputIgnored"');
+});
+
+test('a destination repository deleted behind the cache: the push meets a 404, the repository is created again', async () => {
+  const proxy = await startFaultProxy(b);
+  try {
+    const rt = runtime({}, { [DEST_B]: proxy.url });
+    const handler = createMirrorHandler(rt);
+    const first = await pushImage(a, 'recreated', 'v1', { layers: [1_000] });
+    await handler(sqsEvent(sqsRecord(pushEvent('recreated', 'v1', first.manifest.digest))), context);
+    expect(ecr.commandCalls(DescribeRepositoriesCommand)).toHaveLength(1);
+    // Someone deletes the repository in B: ECR answers 404 NAME_UNKNOWN to the next upload.
+    proxy.fault({
+      method: 'POST',
+      path: /^\/v2\/recreated\/blobs\/uploads\//,
+      times: 1,
+      action: {
+        type: 'status',
+        status: 404,
+        body: ociError('NAME_UNKNOWN', 'repository name not known to registry'),
+      },
+    });
+    ecr
+      .on(DescribeRepositoriesCommand)
+      .rejects(Object.assign(new Error('no such repository'), { name: 'RepositoryNotFoundException' }));
+    ecr.on(CreateRepositoryCommand).resolves({});
+    const second = await pushImage(a, 'recreated', 'v2', { layers: [1_100] });
+    const res = await handler(
+      sqsEvent(sqsRecord(pushEvent('recreated', 'v2', second.manifest.digest))),
+      context,
+    );
+    expect(res.batchItemFailures).toEqual([]);
+    expect(ecr.commandCalls(CreateRepositoryCommand)).toHaveLength(1);
+    expect((await getManifest(b, 'recreated', 'v2')).digest).toBe(second.manifest.digest);
+    expect(
+      await rt.store.get({ sourceRepository: 'recreated', reference: 'v2', destinationId: 'b' }),
+    ).toMatchObject({ status: 'succeeded', attempts: 1 });
+  } finally {
+    await proxy.close();
+  }
 });

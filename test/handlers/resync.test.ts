@@ -7,10 +7,10 @@ import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { formatResync, invokeResync } from '../../src/cli/resync';
 import { loadConfig } from '../../src/config/config';
-import { awsResyncServices, createResyncHandler, parseResyncInput } from '../../src/handlers/resync';
 import { parseEvent } from '../../src/mirror/event';
-import { createRuntime } from '../../src/mirror/runtime';
-import type { ResyncInput, ResyncResult } from '../../src/resync/resync';
+import { createResyncHandler } from '../../src/resync/handler';
+import { parseResyncInput, type ResyncInput, type ResyncResult } from '../../src/resync/wire';
+import { resyncServices } from '../../src/wiring/resync';
 import { context as baseContext } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { pushImage } from '../support/content';
@@ -107,11 +107,13 @@ function services() {
     RESYNC_API_RATE: '100',
     REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: 'http://127.0.0.1:9', [DEST_B]: b.url, [DEST_C]: c.url }),
   });
-  return awsResyncServices(createRuntime(config), {
-    ecr: new ECRClient({ region: 'us-east-1' }),
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    lambda: new LambdaClient({ region: 'us-east-1' }),
-    dynamodb: dynamo.client,
+  return resyncServices(config, {
+    clients: {
+      ecr: new ECRClient({ region: 'us-east-1' }),
+      sqs: new SQSClient({ region: 'us-east-1' }),
+      lambda: new LambdaClient({ region: 'us-east-1' }),
+      dynamodb: dynamo.client,
+    },
   });
 }
 
@@ -125,7 +127,7 @@ function contextRunningOutAfter(pages: number): Context {
 }
 
 test('a dry run reports what is missing or different per destination and changes nothing', async () => {
-  const handler = createResyncHandler(services);
+  const handler = createResyncHandler(services());
   const result = (await handler({ dryRun: true }, baseContext)) as ResyncResult;
   expect(result.summary).toMatchObject({
     dryRun: true,
@@ -138,6 +140,7 @@ test('a dry run reports what is missing or different per destination and changes
       b: { checked: 4, inSync: 1, missing: 2, different: 1, enqueued: 0 },
       c: { checked: 4, inSync: 0, missing: 4, different: 0, enqueued: 0 },
     },
+    errorCount: 0,
     errors: [],
   });
   const diff = result.differences
@@ -160,7 +163,7 @@ test('a dry run reports what is missing or different per destination and changes
 });
 
 test('a run enqueues one job per image, for the destinations that need it, on the mirror path', async () => {
-  const result = (await createResyncHandler(services)({}, baseContext)) as ResyncResult;
+  const result = (await createResyncHandler(services())({}, baseContext)) as ResyncResult;
   expect(result.summary).toMatchObject({
     complete: true,
     enqueued: 4,
@@ -194,7 +197,7 @@ test('a run enqueues one job per image, for the destinations that need it, on th
 });
 
 test('out of time: it continues from its pagination tokens in a new invocation, and the totals add up', async () => {
-  const handler = createResyncHandler(services);
+  const handler = createResyncHandler(services());
   // Enough time for the first page of team/a's images, then too little.
   const first = (await handler({}, contextRunningOutAfter(1))) as ResyncResult;
   expect(first.summary.complete).toBe(false);
@@ -220,7 +223,7 @@ test('out of time: it continues from its pagination tokens in a new invocation, 
 });
 
 test('the resync command calls again with the continuation until the run is complete', async () => {
-  const handler = createResyncHandler(services);
+  const handler = createResyncHandler(services());
   const contexts = [contextRunningOutAfter(1), baseContext];
   lambda.on(InvokeCommand).callsFake(async (input) => {
     const payload = JSON.parse(Buffer.from(input.Payload).toString());

@@ -5,9 +5,9 @@ import { STSClient } from '@aws-sdk/client-sts';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../src/config/config';
-import { awsResyncServices, createResyncHandler } from '../../src/handlers/resync';
-import { createRuntime } from '../../src/mirror/runtime';
-import type { ResyncInput, ResyncResult } from '../../src/resync/resync';
+import { createResyncHandler } from '../../src/resync/handler';
+import type { ResyncInput, ResyncResult } from '../../src/resync/wire';
+import { resyncServices } from '../../src/wiring/resync';
 import { context as baseContext } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { pushImage } from '../support/content';
@@ -86,13 +86,15 @@ test('100,000 images in pages of 1,000: several invocations, each within its tim
     RESYNC_API_RATE: '100',
     REGISTRY_ENDPOINTS: JSON.stringify({ [DEST]: b.url }),
   });
-  const services = awsResyncServices(createRuntime(config), {
-    ecr: new ECRClient({ region: 'us-east-1' }),
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    lambda: new LambdaClient({ region: 'us-east-1' }),
-    dynamodb: dynamo.client,
+  const services = resyncServices(config, {
+    clients: {
+      ecr: new ECRClient({ region: 'us-east-1' }),
+      sqs: new SQSClient({ region: 'us-east-1' }),
+      lambda: new LambdaClient({ region: 'us-east-1' }),
+      dynamodb: dynamo.client,
+    },
   });
-  const handler = createResyncHandler(() => services);
+  const handler = createResyncHandler(services);
   // Each invocation has time for 30 pages of images, then its clock runs short.
   const invocation = (): Context => {
     const start = ecr.commandCalls(DescribeImagesCommand).length;
@@ -118,6 +120,7 @@ test('100,000 images in pages of 1,000: several invocations, each within its tim
     inSync: 3,
     enqueued: PAGES * PER_PAGE - 3,
     destinations: { b: { checked: 100_000, inSync: 3, missing: 99_997, different: 0, enqueued: 99_997 } },
+    errorCount: 0,
     errors: [],
   });
   expect(enqueued).toBe(99_997);
