@@ -82,6 +82,11 @@ export class Copier {
    */
   async copyManifest(manifest: Manifest, reference: string): Promise<PutManifestResult> {
     await this.copyContent(manifest);
+    return this.putManifest(manifest, reference);
+  }
+
+  /** Puts a manifest whose content is already in place (see copyContent). */
+  async putManifest(manifest: Manifest, reference: string): Promise<PutManifestResult> {
     throwIfAborted(this.signal, `PUT manifest ${this.destinationRepository}:${reference}`);
     const result = await this.destination.putManifest(this.destinationRepository, reference, manifest, {
       signal: this.signal,
@@ -118,7 +123,8 @@ export class Copier {
     return task;
   }
 
-  private async copyContent(manifest: Manifest): Promise<void> {
+  /** Copies what `manifest` references (blobs, or child manifests and theirs), not the manifest itself. */
+  async copyContent(manifest: Manifest): Promise<void> {
     // Children and blobs start together; allSettled lets in-flight transfers end before we report.
     const tasks = [
       ...manifest.manifests.map((child) => this.copyManifestByDigest(child)),

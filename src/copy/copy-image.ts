@@ -99,15 +99,29 @@ async function copyWith(
     ? copier.guard(() => findReferrers(source, sourceRef.repository, subjects, signal))
     : undefined;
   found?.catch(() => undefined); // awaited below; a failed image copy reports its own error first
-  if (manifest && !upToDate) await copier.copyManifest(manifest, target);
-  const referrers = found ? await copyReferrers(copier, subjects, await found) : 0;
+  let written = manifest;
+  if (manifest && !upToDate) {
+    if (tag !== undefined && sourceRef.tag !== undefined && sourceRef.digest === undefined) {
+      written = await writeTagFollowingSource(copier, sourceRef, manifest, tag);
+    } else {
+      await copier.copyManifest(manifest, target);
+    }
+  }
+  // The source tag moved during the copy: what refers to the digest written is what follows it.
+  const moved = written !== undefined && written.digest !== digest;
+  const writtenSubjects =
+    written && moved ? [written.digest, ...written.manifests.map((d) => d.digest)] : subjects;
+  const referrers = !withReferrers
+    ? 0
+    : await copyReferrers(copier, writtenSubjects, moved ? undefined : await found);
 
   const s = copier.stats;
+  const final = written?.digest ?? digest;
   return {
-    source: formatReference(withDigest(sourceRef, digest)),
-    destination: formatReference(withDigest(withTag(destinationRef, tag), digest)),
-    digest,
-    mediaType: mediaType ?? existing?.mediaType ?? 'unknown',
+    source: formatReference(withDigest(sourceRef, final)),
+    destination: formatReference(withDigest(withTag(destinationRef, tag), final)),
+    digest: final,
+    mediaType: written?.mediaType ?? mediaType ?? existing?.mediaType ?? 'unknown',
     upToDate,
     manifests: { copied: s.manifestsCopied, skipped: s.manifestsSkipped + (upToDate ? 1 : 0) },
     blobs: { copied: s.blobsCopied, skipped: s.blobsSkipped },
@@ -119,6 +133,52 @@ async function copyWith(
       destination: total(destination.counts) - destinationBefore,
     },
   };
+}
+
+/** Rounds of "the source tag moved while we wrote it" before giving the message back to the queue. */
+const MAX_TAG_ROUNDS = 4;
+
+/**
+ * Writes a tag that follows a source tag, so that the destination tag is never moved back by a slow
+ * copy. Why this and not a lease on the status item: a registry has no conditional manifest PUT, so
+ * nothing can stop a PUT already on its way from a stalled worker; the source is the only authority on
+ * what the tag should name. So every write names the source tag's digest as read just before it (its
+ * content copied first, by digest), and after the write the source is read again: when it moved in
+ * between, the new digest is copied and written too. Whoever writes last has checked after writing,
+ * so the last write leaves the destination equal to the source. Costs two source HEADs per write.
+ * Returns the manifest written last.
+ */
+async function writeTagFollowingSource(
+  copier: Copier,
+  sourceRef: Reference,
+  first: Manifest,
+  tag: string,
+): Promise<Manifest> {
+  const { source, signal } = copier;
+  const current = async (): Promise<string | undefined> =>
+    (await source.headManifest(sourceRef.repository, sourceRef.tag!, { signal }))?.digest;
+  let manifest = first;
+  for (let round = 1; ; round++) {
+    await copier.copyContent(manifest);
+    const before = await current();
+    if (before === undefined) throw new SourceNotFoundError(formatReference(sourceRef));
+    if (before === manifest.digest) {
+      await copier.putManifest(manifest, tag);
+      const after = await current();
+      // Unchanged, or deleted since (a deletion is its own event): the write stands.
+      if (after === undefined || after === manifest.digest) return manifest;
+      manifest = await source.getManifest(sourceRef.repository, after, { signal });
+    } else {
+      manifest = await source.getManifest(sourceRef.repository, before, { signal });
+    }
+    if (round >= MAX_TAG_ROUNDS) {
+      throw new MirrorError(
+        'REGISTRY_ERROR',
+        `${formatReference(sourceRef)} moved ${round} times while it was copied; trying again later`,
+        { retryable: true },
+      );
+    }
+  }
 }
 
 interface ResolvedSource {
