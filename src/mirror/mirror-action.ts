@@ -17,6 +17,11 @@ export interface DestinationOutcome {
   error?: MirrorError;
   /** False when a newer result already stood in the status table. */
   written: boolean;
+  /**
+   * Whether `record` is announced (an `Image …` event): what this attempt wrote, or the standing
+   * record after correcting it. A result that lost to a newer one is not: its writer announced that.
+   */
+  announce: boolean;
 }
 
 export type ActionResult =
@@ -257,12 +262,51 @@ async function finish(
   error?: MirrorError,
 ): Promise<DestinationOutcome> {
   const { written, record } = await rt.store.finish(result);
+  if (written && record) return { destination, record, written, announce: true, ...(error && { error }) };
+  const standing = written ? undefined : await settleStanding(rt, destination, result);
   return {
     destination,
-    record: record ?? { ...result, attempts: 0, updatedAt: new Date().toISOString() },
+    record: standing ?? record ?? { ...result, attempts: 0, updatedAt: new Date().toISOString() },
     written,
+    announce: written || standing?.lastErrorCode === CORRECTED,
     ...(error && { error }),
   };
+}
+
+const CORRECTED = 'CORRECTED';
+
+/**
+ * Our result lost to a newer one: that record stands. It must name the digest the destination tag
+ * holds, whoever wrote the tag last (a slower worker converging on a source that moved again, say).
+ * So the destination is checked: when its tag holds another digest than the standing final record
+ * says, the record is corrected in place (the same attempt's item, so no newer result is overwritten).
+ */
+async function settleStanding(
+  rt: MirrorRuntime,
+  destination: Destination,
+  result: FinishWrite,
+): Promise<MirrorRecord | undefined> {
+  try {
+    const standing = await rt.store.get(result);
+    if (!standing || result.tag === undefined) return standing;
+    const { attempts: _, updatedAt: __, status, ...fields } = standing;
+    // Failures and conflicts name no written digest; one still in progress will check for itself.
+    if (status !== 'succeeded' && status !== 'skipped') return standing;
+    const held = await rt
+      .destination(destination)
+      .registry.headManifest(standing.destinationRepository, result.tag);
+    if (!held || held.digest === standing.destinationDigest) return standing;
+    const corrected = await rt.store.finish({
+      ...fields,
+      status,
+      destinationDigest: held.digest,
+      lastErrorCode: CORRECTED,
+      lastErrorMessage: `the destination tag holds ${held.digest}, written by a later copy of the source tag`,
+    });
+    return corrected.record ?? standing;
+  } catch {
+    return undefined; // our own result is still recorded in the history; the check is a courtesy
+  }
 }
 
 /**

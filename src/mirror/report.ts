@@ -47,7 +47,9 @@ export function report(o: DestinationOutcome): void {
 export async function publish(rt: MirrorRuntime, outcomes: DestinationOutcome[]): Promise<void> {
   if (!rt.notifier) return;
   try {
-    const failed = await rt.notifier.publish(outcomes.map((o) => o.record));
+    const announced = outcomes.filter((o) => o.announce).map((o) => o.record);
+    if (announced.length === 0) return;
+    const failed = await rt.notifier.publish(announced);
     if (failed > 0) logger.warn('some completion events were not published', { failed });
   } catch (err) {
     logger.warn('completion events not published', { error: describeError(err) });
