@@ -20,7 +20,7 @@ export const DEADLINE_MARGIN_MS = 30_000;
 /** The deadline of a batch's records: the invocation's remaining time, less the margin. */
 export function recordDeadlineMs(context: Pick<Context, 'getRemainingTimeInMillis'>): number {
   const remaining = context.getRemainingTimeInMillis();
-  return Math.max(0, remaining - Math.min(DEADLINE_MARGIN_MS, remaining / 4));
+  return Math.max(0, Math.floor(remaining - Math.min(DEADLINE_MARGIN_MS, remaining / 4)));
 }
 
 /**
