@@ -9,13 +9,15 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../src/config/config';
+import { MediaType } from '../../src/core/media-types';
+import { fallbackTag } from '../../src/core/referrers';
 import { createMirrorHandler } from '../../src/mirror/handler';
 import type { MirrorRuntime } from '../../src/mirror/ports';
 import { jobEvent } from '../../src/resync/wire';
 import { mirrorRuntime } from '../../src/wiring/mirror';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
-import { getManifest, pushImage, pushIndex } from '../support/content';
+import { getManifest, pushBlob, pushImage, pushIndex, pushManifest } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
 import { ociError, startFaultProxy } from '../support/fault-proxy';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
@@ -724,6 +726,70 @@ test('a destination repository deleted behind the cache: the push meets a 404, t
     expect(
       await rt.store.get({ sourceRepository: 'recreated', reference: 'v2', destinationId: 'b' }),
     ).toMatchObject({ status: 'succeeded', attempts: 1 });
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('what a duplicate event costs at the destination: one HEAD for the tag and one per referrer tag, nothing sent', async () => {
+  const proxy = await startFaultProxy(b);
+  try {
+    const rt = runtime({}, { [DEST_B]: proxy.url });
+    const handler = createMirrorHandler(rt);
+    const img = await pushImage(a, 'dup/api', 'v1', { layers: [2_000, 3_000] });
+    // An SBOM attached to it, listed in the tag-schema fallback index (as clients do without the API).
+    const empty = await pushBlob(a, 'dup/api', Buffer.from('{}'), MediaType.OciEmpty);
+    const spdx = await pushBlob(
+      a,
+      'dup/api',
+      Buffer.from('{"spdxVersion":"SPDX-2.3"}'),
+      'application/spdx+json',
+    );
+    const sbom = await pushManifest(
+      a,
+      'dup/api',
+      'sbom',
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        artifactType: 'application/spdx+json',
+        config: empty,
+        layers: [spdx],
+        subject: img.manifest,
+      },
+      MediaType.OciManifest,
+    );
+    await pushManifest(
+      a,
+      'dup/api',
+      fallbackTag(img.manifest.digest),
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [{ ...sbom, artifactType: 'application/spdx+json' }],
+      },
+      MediaType.OciIndex,
+    );
+    const event = pushEvent('dup/api', 'v1', img.manifest.digest, new Date().toISOString(), 'evt-dup');
+    await handler(sqsEvent(sqsRecord(event)), context);
+    expect((await getManifest(b, 'dup/api', fallbackTag(img.manifest.digest))).status).toBe(200);
+
+    const before = proxy.requests.length;
+    // The same event delivered again (EventBridge and SQS deliver at least once).
+    const res = await handler(sqsEvent(sqsRecord(event)), context);
+    expect(res.batchItemFailures).toEqual([]);
+    const sent = proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    expect(sent).toEqual([
+      'HEAD /v2/dup/api/manifests/v1',
+      `HEAD /v2/dup/api/manifests/${fallbackTag(img.manifest.digest)}`,
+    ]);
+    expect(
+      await rt.store.get({ sourceRepository: 'dup/api', reference: 'v1', destinationId: 'b' }),
+    ).toMatchObject({
+      status: 'skipped',
+      bytes: 0,
+      blobsCopied: 0,
+    });
   } finally {
     await proxy.close();
   }
