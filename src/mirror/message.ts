@@ -69,7 +69,8 @@ export async function processMessage(
         repository: action.repository,
         reason: result.reason,
       });
-      emit(result.kind === 'own-output' ? 'OwnOutputIgnored' : 'EventsIgnored', 1);
+      if (result.kind === 'own-output') emit('OwnOutputIgnored', 1);
+      else emit('EventsIgnored', 1);
       return;
     }
     for (const outcome of result.outcomes) report(outcome);
