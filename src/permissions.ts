@@ -113,6 +113,12 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       via: 'sdk',
       why: 'status: one history item per attempt',
     },
+    {
+      action: 'dynamodb:GetItem',
+      caller: 'function',
+      via: 'sdk',
+      why: 'status: the standing item, read back when a result loses to a newer one (to check it against the destination)',
+    },
     { action: 'events:PutEvents', caller: 'function', via: 'sdk', why: 'Image Mirrored / Failed events' },
     {
       action: 'sqs:SendMessage',
@@ -262,10 +268,6 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
  */
 export const NOT_SENT: Record<FunctionName, readonly { action: string; why: string }[]> = {
   mirror: [
-    {
-      action: 'dynamodb:GetItem',
-      why: 'DynamoDbStatusStore.get: `ecr-mirror status`, with the user’s credentials',
-    },
     {
       action: 'dynamodb:Query',
       why: 'DynamoDbStatusStore queries: `ecr-mirror status`, with the user’s credentials',

@@ -8,17 +8,24 @@ import {
 } from '@aws-sdk/client-ecr';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../src/config/config';
 import { MediaType } from '../../src/core/media-types';
 import { fallbackTag } from '../../src/core/referrers';
-import { createMirrorHandler } from '../../src/handlers/mirror';
-import { awsResyncServices, createResyncHandler } from '../../src/handlers/resync';
-import { createRuntime } from '../../src/mirror/runtime';
+import { createMirrorHandler } from '../../src/mirror/handler';
 import { type Caller, type FunctionName, PERMISSIONS } from '../../src/permissions';
+import { createResyncHandler } from '../../src/resync/handler';
+import type { ResyncInput } from '../../src/resync/wire';
+import { mirrorRuntime } from '../../src/wiring/mirror';
+import { resyncServices } from '../../src/wiring/resync';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { pushImage, pushManifest } from '../support/content';
@@ -185,13 +192,13 @@ const listed = (name: FunctionName) =>
   );
 
 test('the mirror function performs exactly the SDK and registry actions listed for it', async () => {
-  const rt = createRuntime(config(), {
+  const rt = mirrorRuntime(config(), {
     registry: {
       retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 50, maxElapsedMs: 2_000 },
       timeouts: { connectMs: 1_000, headersMs: 5_000, bodyMs: 5_000 },
     },
   });
-  const handler = createMirrorHandler(() => rt);
+  const handler = createMirrorHandler(rt);
 
   // An image with an SBOM (a referrer by subject, listed in the fallback tag's index), into a
   // destination repository the mirror creates; then the same push again; then its deletion; and a
@@ -214,9 +221,26 @@ test('the mirror function performs exactly the SDK and registry actions listed f
     },
     MediaType.OciIndex,
   );
+  const late = event('push', 'team/new', 'v1', img.manifest.digest);
+  late.time = new Date(Date.now() - 60_000).toISOString();
   const push = () => sqsRecord(event('push', 'team/new', 'v1', img.manifest.digest));
   expect((await handler(sqsEvent(push()), context)).batchItemFailures).toEqual([]);
   expect((await handler(sqsEvent(push()), context)).batchItemFailures).toEqual([]);
+  // A late, older event: its result loses to the standing one, which is read back and checked.
+  expect((await handler(sqsEvent(sqsRecord(late)), context)).batchItemFailures).toEqual([]);
+  // A destination that answers 503: the message is retried after a backoff the mirror sets.
+  const flaky = await pushImage(a, 'team/flaky', 'v1', { layers: [1_000] });
+  destination.fault({
+    method: 'POST',
+    path: /^\/v2\/team\/flaky\/blobs\/uploads\//,
+    action: { type: 'status', status: 503 },
+  });
+  const retried = sqsRecord(event('push', 'team/flaky', 'v1', flaky.manifest.digest));
+  expect((await handler(sqsEvent(retried), context)).batchItemFailures).toEqual([
+    { itemIdentifier: retried.messageId },
+  ]);
+  destination.clearFaults();
+  expect(sqs.commandCalls(ChangeMessageVisibilityCommand)).toHaveLength(1);
   // A tag deleted in A (it names nothing there any more) is deleted in B.
   const deleted = event('delete', 'team/new', 'v0', `sha256:${'0'.repeat(64)}`);
   expect((await handler(sqsEvent(sqsRecord(deleted)), context)).batchItemFailures).toEqual([]);
@@ -238,18 +262,27 @@ test('the resync function performs exactly the SDK and registry actions listed f
       { imageDigest: `sha256:${'2'.repeat(64)}`, imageTags: ['v2'] },
     ],
   });
-  const services = awsResyncServices(createRuntime(config()), {
-    ecr: new ECRClient({ region: SOURCE_REGION }),
-    sqs: new SQSClient({ region: SOURCE_REGION }),
-    lambda: new LambdaClient({ region: SOURCE_REGION }),
-    dynamodb: dynamo.client,
+  const services = resyncServices(config(), {
+    clients: {
+      ecr: new ECRClient({ region: SOURCE_REGION }),
+      sqs: new SQSClient({ region: SOURCE_REGION }),
+      lambda: new LambdaClient({ region: SOURCE_REGION }),
+      dynamodb: dynamo.client,
+    },
   });
-  const handler = createResyncHandler(() => services);
+  const handler = createResyncHandler(services);
   const result = (await handler({}, context)) as { summary: { enqueued: number; complete: boolean } };
   expect(result.summary).toMatchObject({ enqueued: 1, complete: true });
   // A run short of time continues in a new invocation of itself.
   await handler({}, { ...context, getRemainingTimeInMillis: () => 1_000 });
   expect(lambda.commandCalls(InvokeCommand)).toHaveLength(1);
+  // That invocation reads the run's summary back from the table.
+  const next = JSON.parse(
+    Buffer.from(lambda.commandCalls(InvokeCommand)[0]!.args[0].input.Payload as Uint8Array).toString(),
+  ) as ResyncInput;
+  expect((await handler(next, context)) as { summary: { complete: boolean } }).toMatchObject({
+    summary: { complete: true },
+  });
 
   expect([...(await performed())].sort()).toEqual([...listed('resync')].sort());
 });

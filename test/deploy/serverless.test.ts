@@ -508,7 +508,7 @@ describe('serverless.yml packaged by osls', () => {
     it('lets the mirror write status items, consume its queue, dead-letter and publish', () => {
       const table = getAtt(resource(defaults.template, 'AWS::DynamoDB::Table')[0], 'Arn');
       const { queue, dlq } = queues(defaults.template);
-      for (const action of ['dynamodb:UpdateItem', 'dynamodb:PutItem']) {
+      for (const action of ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem']) {
         // The table only: the byStatus index is read by the CLI, not by a function.
         expect(granted(defaults, 'mirror', action)).toEqual([table]);
       }
