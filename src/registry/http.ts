@@ -1,6 +1,6 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type https from 'node:https';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { abortError } from '../errors';
 import { redactUrl } from './errors';
 import { releaseReadBuffer } from './read-buffers';
@@ -150,7 +150,11 @@ export function httpRequest(url: URL, options: HttpRequestOptions): Promise<Http
     if (body === undefined) req.end();
     else if (Buffer.isBuffer(body)) req.end(body);
     else {
-      body.once('error', (err) => req.destroy(err));
+      // finished() also reports an error the body met before this point (a download that broke while
+      // the upload was being set up), which an 'error' listener added now would never hear.
+      finished(body, (err) => {
+        if (err) req.destroy(err);
+      });
       pump(body, req);
     }
   });
