@@ -1,9 +1,10 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { awsError } from '../aws/errors';
 import { parsePatternList } from '../config/patterns';
 import { MirrorError } from '../errors';
 import type { Difference, ResyncSummary } from '../resync/plan';
 import { type ResyncInput, type ResyncResult, resyncPayload } from '../resync/wire';
+import { cliLambda } from '../wiring/cli';
 import { DEFAULT_RESYNC_FUNCTION } from './defaults';
 import { cliRegion, withRegionHint } from './region';
 
@@ -86,7 +87,7 @@ export function formatResync(summary: ResyncSummary, differences: readonly Diffe
 }
 
 export async function runResyncCommand(opts: ResyncCommandOptions, lambda?: LambdaClient): Promise<void> {
-  const client = lambda ?? new LambdaClient(cliRegion(opts.region));
+  const client = lambda ?? (await cliLambda(cliRegion(opts.region)));
   const input: ResyncInput = {
     ...(opts.repositories && { repositories: parsePatternList(opts.repositories) }),
     ...(opts.tags && { tags: parsePatternList(opts.tags) }),

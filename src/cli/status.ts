@@ -1,9 +1,8 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
 import { validateRepository, validateTag } from '../core/reference';
 import { MirrorError } from '../errors';
 import { MIRROR_STATUSES, type MirrorRecord, type MirrorStatus } from '../status/schema';
 import type { StatusStore } from '../status/store';
+import { cliStatusStore } from '../wiring/cli';
 import { DEFAULT_TABLE } from './defaults';
 import { parseDuration } from './duration';
 import { cliRegion, withRegionHint } from './region';
@@ -85,11 +84,9 @@ export async function queryStatus(
 
 export async function runStatus(target: string | undefined, opts: StatusCommandOptions): Promise<void> {
   const table = opts.table ?? process.env.STATUS_TABLE ?? DEFAULT_TABLE;
-  const client = new DynamoDBClient(cliRegion(opts.region));
+  const { store, close } = await cliStatusStore(table, cliRegion(opts.region));
   try {
-    const records = await withRegionHint(() =>
-      queryStatus(new DynamoDbStatusStore(table, 30, client), target, opts),
-    );
+    const records = await withRegionHint(() => queryStatus(store, target, opts));
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
       return;
@@ -97,6 +94,6 @@ export async function runStatus(target: string | undefined, opts: StatusCommandO
     if (records.length > 0) process.stdout.write(`${renderTable(records, process.stdout.isTTY === true)}\n`);
     process.stdout.write(`${summaryLine(records)}\n`);
   } finally {
-    client.destroy();
+    close();
   }
 }
