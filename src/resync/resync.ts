@@ -1,4 +1,4 @@
-import { type Destination, type MirrorConfig, repositoryInScope } from '../config/config';
+import { type Destination, isOwnOutput, type MirrorConfig, repositoryInScope } from '../config/config';
 import { mapRepository } from '../config/mapping';
 import { type Filter, matchesFilter } from '../config/patterns';
 import { describeError, MirrorError } from '../errors';
@@ -77,8 +77,11 @@ export async function runResync(input: ResyncInput, deps: ResyncDeps): Promise<R
   const repoFilter: Filter = { include: input.repositories ?? [], exclude: [] };
   const tagFilter: Filter = { include: input.tags ?? [], exclude: [] };
   // Repositories outside the prefixes are not readable (IAM is scoped to them): never list their images.
+  // Nor the mirror's own output in the source registry: its pushes are never mirrored either.
   const wanted = (repository: string) =>
-    repositoryInScope(repository, config) && matchesFilter(repository, repoFilter);
+    repositoryInScope(repository, config) &&
+    matchesFilter(repository, repoFilter) &&
+    !isOwnOutput(repository, config);
   const wantedTag = (tag: string) => matchesFilter(tag, config.tags) && matchesFilter(tag, tagFilter);
 
   // Tag lists of destination repositories, read once per invocation however many pages a repository has.

@@ -212,3 +212,37 @@ test('the deadline fires mid-copy: requests aborted, siblings never started, fai
   expect(await rt.store.get(key)).toMatchObject({ status: 'failed', lastErrorCode: 'TIMEOUT', attempts: 2 });
   expect((await getManifest(b, 'slow/api', 'v1')).status).toBe(404);
 }, 60_000);
+
+test('a result that loses to a newer one checks the destination: the standing record is corrected to the digest B holds', async () => {
+  const rt = container();
+  const handler = createMirrorHandler(rt);
+  const first = await pushImage(a, 'settle/api', 'v1', { layers: [2_000] });
+  await handler(
+    sqsEvent(
+      sqsRecord(pushEvent('settle/api', 'v1', first.manifest.digest, new Date().toISOString(), 'evt-newest')),
+    ),
+    context,
+  );
+  // Something wrote B's tag since (a later copy of a source tag that moved again, say).
+  const later = await pushImage(b, 'settle/api', 'v1', { layers: [2_100] });
+  events.resetHistory();
+  // An older event arrives late: its result loses, and the destination is checked.
+  const stale = pushEvent(
+    'settle/api',
+    'v1',
+    first.manifest.digest,
+    new Date(Date.now() - 60_000).toISOString(),
+    'evt-old',
+  );
+  expect((await handler(sqsEvent(sqsRecord(stale)), context)).batchItemFailures).toEqual([]);
+  const record = await rt.store.get({ sourceRepository: 'settle/api', reference: 'v1', destinationId: 'b' });
+  expect(record).toMatchObject({
+    eventId: 'evt-newest',
+    destinationDigest: later.manifest.digest,
+    lastErrorCode: 'CORRECTED',
+  });
+  // The corrected record is what is announced, and nothing names the digest B no longer holds.
+  expect(published().map((r) => [r.detailType, r.destinationDigest])).toEqual([
+    [expect.any(String), later.manifest.digest],
+  ]);
+});

@@ -123,3 +123,37 @@ test('a pause carries only tokens; the run continues from the table and counts e
     runResync({ dryRun: true, continuation: { ...continuation, runId: 'unknown' } }, deps({ inventory })),
   ).rejects.toThrow(/resync run unknown has no summary to continue from/);
 });
+
+test('the mirror’s own output in the source registry is not listed', async () => {
+  const listed: string[] = [];
+  const self = loadConfig({
+    SOURCE_ACCOUNT_ID: '111111111111',
+    SOURCE_REGION: 'us-east-1',
+    STATUS_TABLE: TABLE,
+    DESTINATIONS: JSON.stringify([
+      {
+        id: 'self',
+        accountId: '111111111111',
+        region: 'us-east-1',
+        roleArn: 'arn:aws:iam::111111111111:role/ecr-mirror-destination',
+        externalId: 'x-id',
+        repository: { addPrefix: 'mirror/' },
+      },
+    ]),
+  });
+  const result = await runResync(
+    { dryRun: true },
+    deps({
+      config: self,
+      inventory: {
+        repositories: async () => ({ repositories: ['team/api', 'mirror/team/api'] }),
+        images: async (repository) => {
+          listed.push(repository);
+          return { images: [] };
+        },
+      },
+    }),
+  );
+  expect(listed).toEqual(['team/api']);
+  expect(result.summary.repositories).toBe(1);
+});
