@@ -3,7 +3,7 @@ import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { parseEcrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
 import type { CredentialProvider, Credentials } from '../registry/auth';
-import { isRetryableAwsError } from './errors';
+import { DENIED_NAMES, isRetryableAwsError } from './errors';
 
 export interface EcrAuthOptions {
   /** AWS credentials to ask with; the default chain when absent (or an assumed role's, for Account B). */
@@ -48,15 +48,24 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
       });
       out = await client.send(new sdk.GetAuthorizationTokenCommand({}));
     } catch (err) {
-      // AWS_ERROR even for a refusal: the registry login failed, whatever the reason the SDK gives.
       const name = (err as { name?: string }).name ?? 'Error';
+      const message = (err as Error).message;
+      if (DENIED_NAMES.test(name)) {
+        // A refusal is DENIED, as every other refused AWS call: the status record then names the
+        // action and the resource (src/doctor/denied.ts) and points at `ecr-mirror doctor`.
+        throw new MirrorError(
+          'DENIED',
+          `ecr:GetAuthorizationToken on resource: * refused in ${registry.region}: ${name}: ${message}`,
+          { retryable: false, cause: err },
+        );
+      }
       const hint =
         name === 'CredentialsProviderError'
           ? ' (ECR hosts need AWS credentials: environment variables, a profile (AWS_PROFILE) or a role)'
           : '';
       throw new MirrorError(
         'AWS_ERROR',
-        `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${(err as Error).message}${hint}`,
+        `ECR GetAuthorizationToken in ${registry.region} failed: ${name}: ${message}${hint}`,
         { retryable: isRetryableAwsError(err), cause: err },
       );
     }

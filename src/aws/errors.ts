@@ -11,12 +11,15 @@ export function isRetryableAwsError(err: unknown): boolean {
   return RETRYABLE.test(e.name ?? '') || e.$fault === 'server' || (status !== undefined && status >= 500);
 }
 
+/** SDK exception names of an access refusal. */
+export const DENIED_NAMES = /AccessDenied|UnauthorizedOperation|NotAuthorized|InvalidClientTokenId/;
+
 /** Translates an AWS SDK exception at the adapter edge: the name decides the code and whether to retry. */
 export function awsError(what: string, err: unknown, code: ErrorCode = 'AWS_ERROR'): MirrorError {
   if (err instanceof MirrorError) return err;
   const name = (err as { name?: string }).name ?? 'Error';
   const message = err instanceof Error ? err.message : String(err);
-  const denied = /AccessDenied|UnauthorizedOperation|NotAuthorized|InvalidClientTokenId/.test(name);
+  const denied = DENIED_NAMES.test(name);
   return new MirrorError(denied ? 'DENIED' : code, `${what}: ${name}: ${message}`, {
     retryable: isRetryableAwsError(err),
     cause: err,

@@ -80,7 +80,10 @@ export function denialOf(
   sides: { source: RepositorySide; destination: RepositorySide },
 ): Denial | undefined {
   const parsed = parseDenial(message);
-  if (parsed) return parsed;
+  // GetAuthorizationToken is the one action not scoped to a resource: its resource is always `*`.
+  const token = /^ecr:GetAuthorizationToken on resource: \* refused/.test(message);
+  if (parsed) return token && !parsed.resource ? { ...parsed, resource: '*' } : parsed;
+  if (token) return { action: 'ecr:GetAuthorizationToken', resource: '*' };
   for (const { pattern, action, write } of REGISTRY_ACTIONS) {
     const m = pattern.exec(message);
     if (!m) continue;

@@ -1,6 +1,7 @@
 import { ECRClient, ECRServiceException, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ecrCredentials } from '../../src/aws/ecr-auth';
+import { denialOf, deniedRecordMessage } from '../../src/doctor/denied';
 import { MirrorError } from '../../src/errors';
 import { staticCredentials } from '../../src/registry/auth';
 import { HttpRegistry } from '../../src/registry/http-registry';
@@ -152,21 +153,33 @@ describe('ecrCredentials', () => {
     expect(err.retryable).toBe(true);
   });
 
-  test('AccessDeniedException becomes an AWS_ERROR that is not retryable', async () => {
-    ecr
-      .on(GetAuthorizationTokenCommand)
-      .rejects(
-        awsError(
-          'AccessDeniedException',
-          'client',
-          'User: arn:aws:sts::123456789012:assumed-role/mirror/x is not authorized to perform: ecr:GetAuthorizationToken',
-        ),
-      );
+  test('AccessDeniedException becomes DENIED, not retryable, naming the action and the resource', async () => {
+    const refusal =
+      'User: arn:aws:sts::123456789012:assumed-role/mirror/x is not authorized to perform: ecr:GetAuthorizationToken';
+    ecr.on(GetAuthorizationTokenCommand).rejects(awsError('AccessDeniedException', 'client', refusal));
     const err = await failure(ecrCredentials(HOST)());
-    expect(err.code).toBe('AWS_ERROR');
+    expect(err.code).toBe('DENIED');
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('AccessDeniedException');
-    expect(err.message).toContain('ecr:GetAuthorizationToken');
+    // The status record's explanation (src/doctor/denied.ts) reads the action, resource and principal.
+    const sides = {
+      source: { accountId: '111111111111', region: 'us-east-1', repository: 'app' },
+      destination: { accountId: '123456789012', region: 'eu-west-1', repository: 'app' },
+    };
+    expect(denialOf(err.message, sides)).toEqual({
+      action: 'ecr:GetAuthorizationToken',
+      resource: '*',
+      principal: 'arn:aws:sts::123456789012:assumed-role/mirror/x',
+    });
+    expect(deniedRecordMessage(err.message, sides)).toMatch(
+      /^ecr:GetAuthorizationToken on \* refused for arn:aws:sts::123456789012:assumed-role\/mirror\/x; run `ecr-mirror doctor`/,
+    );
+    // Without AWS's sentence, the action and resource are still named.
+    ecr.reset();
+    ecr.on(GetAuthorizationTokenCommand).rejects(awsError('AccessDeniedException', 'client', 'Access denied'));
+    const bare = await failure(ecrCredentials(HOST)());
+    expect(bare.code).toBe('DENIED');
+    expect(deniedRecordMessage(bare.message, sides)).toMatch(/^ecr:GetAuthorizationToken on \* refused; run/);
   });
 
   test('a token without a colon is refused without showing it', async () => {
