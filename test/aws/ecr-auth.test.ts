@@ -176,7 +176,9 @@ describe('ecrCredentials', () => {
     );
     // Without AWS's sentence, the action and resource are still named.
     ecr.reset();
-    ecr.on(GetAuthorizationTokenCommand).rejects(awsError('AccessDeniedException', 'client', 'Access denied'));
+    ecr
+      .on(GetAuthorizationTokenCommand)
+      .rejects(awsError('AccessDeniedException', 'client', 'Access denied'));
     const bare = await failure(ecrCredentials(HOST)());
     expect(bare.code).toBe('DENIED');
     expect(deniedRecordMessage(bare.message, sides)).toMatch(/^ecr:GetAuthorizationToken on \* refused; run/);
