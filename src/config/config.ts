@@ -98,6 +98,12 @@ export interface Destination {
 export interface MirrorConfig {
   sourceAccountId: string;
   sourceRegion: string;
+  /**
+   * The region the function runs in (AWS_REGION, set by Lambda), where its stack keeps the status
+   * table, the queues and the event bus; SOURCE_REGION when unset (local runs). The source registry
+   * may be in another region than the stack (the sourceRegion param).
+   */
+  functionRegion: string;
   destinations: Destination[];
   /** Repository-name prefixes the deployment is scoped to (its EventBridge rule and IAM); empty: all. */
   repositoryPrefixes: string[];
@@ -271,6 +277,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MirrorConfig {
   const statusTable = env.STATUS_TABLE?.trim() || fail('STATUS_TABLE', 'is required');
   return {
     ...source,
+    functionRegion: env.AWS_REGION?.trim()
+      ? check('AWS_REGION', region, env.AWS_REGION.trim())
+      : sourceRegion,
     destinations,
     mirrorUntagged: bool(env, 'MIRROR_UNTAGGED', true),
     createRepositories: bool(env, 'CREATE_REPOSITORIES', true),

@@ -34,7 +34,7 @@ export function awsDestinations(
   config: MirrorConfig,
   options: AwsOptions,
 ): (d: Destination) => DestinationClients {
-  const sts = new STSClient({ region: config.sourceRegion });
+  const sts = new STSClient({ region: config.functionRegion });
   const sessionName = options.sessionName ?? 'ecr-mirror';
   const access = registryAccess(config, options);
   const built = new Map<string, DestinationClients>();

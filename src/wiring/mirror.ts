@@ -13,9 +13,10 @@ import { openAwsRegistry } from './registries';
 
 /** The mirror Lambda's runtime on AWS: status table, events, dead letters, retry delays, registries. */
 export function mirrorRuntime(config: MirrorConfig, options: AwsOptions = {}): MirrorRuntime {
-  const region = config.sourceRegion;
+  // The stack's table, queues and bus are in the function's region; the source registry in its own.
+  const region = config.functionRegion;
   const sqs = new SQSClient({ region });
-  const sourceHost = ecrHost(config.sourceAccountId, region);
+  const sourceHost = ecrHost(config.sourceAccountId, config.sourceRegion);
   return {
     config,
     store: new DynamoDbStatusStore(config.statusTable, config.historyTtlDays, new DynamoDBClient({ region })),

@@ -27,9 +27,11 @@ export function resyncServices(
   config: MirrorConfig,
   options: AwsOptions & { clients?: ResyncClients } = {},
 ): ResyncServices {
-  const region = config.sourceRegion;
+  // The source inventory is read in the source region; the stack's queue, table and the function
+  // itself are in the function's region.
+  const region = config.functionRegion;
   const clients = options.clients ?? {
-    ecr: new ECRClient({ region }),
+    ecr: new ECRClient({ region: config.sourceRegion }),
     sqs: new SQSClient({ region }),
     lambda: new LambdaClient({ region }),
     dynamodb: new DynamoDBClient({ region }),
