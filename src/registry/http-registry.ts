@@ -3,7 +3,7 @@ import type { Descriptor } from '../core/descriptor';
 import { digestOf, isDigest, parseDigest } from '../core/digest';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from '../core/manifest';
 import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/media-types';
-import { MirrorError } from '../errors';
+import { type ErrorCode, MirrorError } from '../errors';
 import type { BlobSource, CallOptions, GetBlobOptions, PutManifestResult, RegistryClient } from './registry';
 import { withRetry } from './retry';
 import {
@@ -19,6 +19,8 @@ import { BlobUploader, type UploadMode } from './upload';
 import { VerifyingStream } from './verify';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+/** A page of tags or repositories (1,000 names) is a few hundred KB; an endless one stops here. */
+const MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
 export interface HttpRegistryOptions extends TransportOptions {
   host: string;
@@ -284,12 +286,7 @@ export class HttpRegistry implements RegistryClient {
   ): Promise<JsonPage<T>> {
     const req = { ...signalOf(options), url, repository, expect: [200], kind: 'other', what } as const;
     return this.getWithRetry(req, async (res) => {
-      let text: string;
-      try {
-        text = await res.body.text();
-      } catch (err) {
-        throw transportError(what, err);
-      }
+      const text = Buffer.from(await readBody(res, what, MAX_PAGE_BYTES, 'LIMIT_EXCEEDED')).toString('utf8');
       const link = nextLink(header(res, 'link'));
       return { body: parseJson<T>(text, what), ...(link && { next: new URL(link, res.url).href }) };
     });
@@ -333,23 +330,29 @@ interface JsonPage<T> {
   next?: string;
 }
 
-async function readManifestBody(res: RegistryResponse, what: string): Promise<Uint8Array> {
+const readManifestBody = (res: RegistryResponse, what: string): Promise<Uint8Array> =>
+  readBody(res, what, MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE');
+
+/** A whole body of at most `limit` bytes; past that it fails with `code` and drops the connection. */
+async function readBody(
+  res: RegistryResponse,
+  what: string,
+  limit: number,
+  code: ErrorCode,
+): Promise<Uint8Array> {
   const declared = Number(header(res, 'content-length'));
-  if (Number.isFinite(declared) && declared > MAX_MANIFEST_BYTES) {
+  if (Number.isFinite(declared) && declared > limit) {
     res.body.destroy();
-    throw new MirrorError(
-      'MANIFEST_TOO_LARGE',
-      `${what}: ${declared} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`,
-    );
+    throw new MirrorError(code, `${what}: ${declared} bytes, over the ${limit}-byte limit`);
   }
   const parts: Buffer[] = [];
   let size = 0;
   try {
     for await (const part of res.body) {
       size += (part as Buffer).length;
-      if (size > MAX_MANIFEST_BYTES) {
+      if (size > limit) {
         res.body.destroy();
-        throw new MirrorError('MANIFEST_TOO_LARGE', `${what}: over the ${MAX_MANIFEST_BYTES}-byte limit`);
+        throw new MirrorError(code, `${what}: over the ${limit}-byte limit`);
       }
       parts.push(part as Buffer);
     }

@@ -1,7 +1,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type https from 'node:https';
 import { finished, type Readable } from 'node:stream';
-import { abortError } from '../errors';
+import { abortError, MirrorError } from '../errors';
 import { redactUrl } from './errors';
 import { releaseReadBuffer } from './read-buffers';
 
@@ -62,13 +62,22 @@ export function closePools(): void {
   agents = undefined;
 }
 
+/** What dump() reads of a body before it gives up on the connection instead (an endless body). */
+const MAX_DUMP_BYTES = 64 * 1024;
+
 /** Adds dump() and text() to a response body (node:http's, or pooled-get's). */
 export function withHelpers(res: Readable): ResponseBody {
   const body = res as unknown as ResponseBody;
   body.dump = () =>
     new Promise<void>((resolve) => {
-      // Read to the end even when nothing is left (a HEAD): only then does the socket go back to the pool.
+      // Read to the end even when nothing is left (a HEAD): only then does the socket go back to the
+      // pool. A body longer than a few error pages is not worth that: the connection goes instead.
       if (res.readableEnded || res.destroyed) return resolve();
+      let left = MAX_DUMP_BYTES;
+      res.on('data', (chunk: Buffer) => {
+        left -= chunk.length;
+        if (left < 0) res.destroy();
+      });
       res.once('end', resolve);
       res.once('close', resolve);
       res.once('error', () => resolve());
@@ -185,4 +194,34 @@ function pump(body: Readable, req: http.ClientRequest): void {
   // A request that failed takes no more bytes; whoever opened the body destroys it.
   req.once('close', () => body.pause());
   body.once('end', () => req.end());
+}
+
+/**
+ * Reads a body as text, at most `limit` bytes of it: at the limit the body is destroyed (and its
+ * connection with it) rather than read on, so an endless body costs no more than `limit`. A body
+ * that breaks off is still worth what arrived; an abort is not swallowed.
+ */
+export async function readLimited(
+  body: Readable,
+  limit: number,
+): Promise<{ text: string; complete: boolean }> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  let complete = true;
+  try {
+    for await (const part of body) {
+      const chunk = part as Buffer;
+      if (size + chunk.length > limit) {
+        parts.push(chunk.subarray(0, limit - size));
+        complete = false;
+        break; // ends the iteration, which destroys the body
+      }
+      parts.push(chunk);
+      size += chunk.length;
+    }
+  } catch (err) {
+    if (err instanceof MirrorError) throw err; // an abort
+    complete = false;
+  }
+  return { text: Buffer.concat(parts).toString('utf8'), complete };
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { MirrorError, throwIfAborted, untilAborted } from '../errors';
 import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
 import { errorFromResponse, RegistryError, redactUrl } from './errors';
-import { closePools, type HttpResponse, httpRequest, type ResponseBody, TIMEOUT } from './http';
+import { closePools, type HttpResponse, httpRequest, type ResponseBody, readLimited, TIMEOUT } from './http';
 import { closeIdleDownloads, pooledGet } from './pooled-get';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
 
@@ -185,7 +185,7 @@ export class Transport {
 
       if (req.expect.includes(res.status)) return res;
 
-      const text = await readLimited(res.body, MAX_ERROR_BODY);
+      const { text } = await readLimited(res.body, MAX_ERROR_BODY);
       throw errorFromResponse(
         req.what,
         res.status,
@@ -299,7 +299,7 @@ export class Transport {
     } catch (err) {
       throw transportError(`token request (${redactUrl(url)})`, err);
     }
-    const text = await readLimited(res.body, MAX_ERROR_BODY);
+    const { text, complete } = await readLimited(res.body, MAX_ERROR_BODY);
     if (res.statusCode !== 200) {
       // Name the auth server and the user: a refusal there is otherwise hard to tell from the registry's.
       const who = creds ? ` as ${creds.username}` : ' anonymously';
@@ -308,6 +308,13 @@ export class Transport {
         res.statusCode,
         text,
         header({ headers: res.headers }, 'retry-after'),
+      );
+    }
+    if (!complete) {
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `token request for ${scope} at ${redactUrl(url)}: the answer broke off or is over ${MAX_ERROR_BODY} bytes`,
+        { status: res.statusCode },
       );
     }
     let parsed: TokenResponse;
@@ -325,20 +332,6 @@ export class Transport {
     this.tokens.set(scope, token);
     return token;
   }
-}
-
-async function readLimited(body: Readable, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      if (size < limit) chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
-  } catch {
-    // An error body that breaks off is still worth what arrived.
-  }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
 const TIMEOUT_CODES = new Set<string>([...Object.values(TIMEOUT), 'ETIMEDOUT']);

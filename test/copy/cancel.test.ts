@@ -51,13 +51,6 @@ const copy = (from: { host: string }, to: { host: string }, repo: string, option
 const blobGet = (repo: string): RegExp => new RegExp(`^/v2/${repo}/blobs/sha256:`);
 const uploads = (repo: string): RegExp => new RegExp(`^/v2/${repo}/blobs/uploads/`);
 
-/** Waits (up to 5 s) until the proxy has seen every one of `requests` end. */
-async function ended(requests: SeenRequest[]): Promise<void> {
-  for (let i = 0; i < 100 && requests.some((r) => r.endedAt === undefined); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Requests that arrived later than `at` (plus a little for ones already on their way), but DELETEs. */
 const sentAfter = (proxy: FaultProxy, at: number): SeenRequest[] =>
   proxy.requests.filter((r) => r.at > at + 100 && r.method !== 'DELETE');
@@ -84,7 +77,7 @@ test('a deadline mid-blob aborts every request, sends nothing more, and writes n
   expect(gets).toHaveLength(4); // three layers and the config, all started at once
   const throttled = gets.filter((r) => r.fault === 'throttle' && r.path.includes(img.layers[0]!.digest));
   expect(throttled).toHaveLength(1);
-  await ended(gets);
+  await source.ended(gets);
   // The layers were cut off: the source saw their connections close before the bodies were sent.
   for (const layer of img.layers) {
     const get = gets.find((r) => r.path.endsWith(layer.digest))!;
@@ -93,7 +86,7 @@ test('a deadline mid-blob aborts every request, sends nothing more, and writes n
   }
   // The uploads they fed never completed, and their sessions were cancelled (only the config's went).
   const puts = destination.seen('PUT', uploads(repo));
-  await ended(puts);
+  await destination.ended(puts);
   expect(puts.filter((r) => r.status === 201)).toHaveLength(1);
   expect(destination.seen('DELETE', uploads(repo)).map((r) => r.status)).toEqual([204, 204, 204]);
 
@@ -136,7 +129,7 @@ test('a deadline while uploads stream: the destination sees them cut off and the
   expect(err.message).toMatch(/the deadline passed/);
   const puts = layerPuts();
   expect(puts).toHaveLength(2);
-  await ended(puts);
+  await destination.ended(puts);
   for (const put of puts) expect(put.aborted).toBe(true);
   const sessions = puts.map((r) => new URL(r.path, 'http://x').pathname).sort();
   const deleted = destination.seen('DELETE', uploads(repo)).map((r) => new URL(r.path, 'http://x').pathname);
@@ -179,7 +172,7 @@ test('a blob that fails stops its siblings: in-flight ones aborted, queued ones 
   }
   const lookups = source.seen('HEAD', /\/manifests\/sha256-/);
   expect(stalled.fired).toBeGreaterThan(0);
-  await ended([...gets, ...lookups]);
+  await source.ended([...gets, ...lookups]);
   expect(gets.find((r) => r.path.endsWith(slow.digest))?.aborted).toBe(true);
   for (const lookup of lookups) expect(lookup.aborted).toBe(true);
   expect((await getManifest(b, repo, 'v1')).status).toBe(404);

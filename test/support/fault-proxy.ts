@@ -86,6 +86,8 @@ export interface FaultProxy {
   clearFaults(): void;
   /** Requests with this method and, if given, a path matching the pattern. */
   seen(method: string, path?: RegExp): SeenRequest[];
+  /** Waits (up to 5 s) until each of `requests` has ended: answered, or its connection closed. */
+  ended(requests: readonly SeenRequest[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -271,6 +273,9 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
     },
     seen(method, path) {
       return requests.filter((r) => r.method === method && (path === undefined || path.test(r.path)));
+    },
+    async ended(list) {
+      for (let i = 0; i < 100 && list.some((r) => r.endedAt === undefined); i++) await pause(50);
     },
     async close() {
       await Promise.all([proxy.close(), target.close()]);

@@ -1,0 +1,162 @@
+import { inspect } from 'node:util';
+import { copyImage } from '../../src/copy/copy-image';
+import { parseReference } from '../../src/core/reference';
+import type { MirrorError } from '../../src/errors';
+import { openRegistry } from '../../src/registry/open';
+import type { RegistryClient } from '../../src/registry/registry';
+import type { RetryPolicy } from '../../src/registry/retry';
+import type { Timeouts } from '../../src/registry/transport';
+import { getManifest, pushImage } from '../support/content';
+import { failure } from '../support/failure';
+import { type FaultProxy, type FaultRule, startFaultProxy } from '../support/fault-proxy';
+import { startRegistry, TEST_CREDS, TEST_PASSWORD, type TestRegistry } from '../support/registry';
+
+/**
+ * Registries that misbehave on purpose (issue 10): answers that never end, that trickle, that stall.
+ * Each must fail fast and clearly, or work.
+ */
+
+const FAST_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxElapsedMs: 20_000 };
+
+let a: TestRegistry;
+let b: TestRegistry;
+const proxies: FaultProxy[] = [];
+beforeAll(async () => {
+  [a, b] = await Promise.all([startRegistry(), startRegistry()]);
+});
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+async function proxyFor(reg: TestRegistry, ...rules: FaultRule[]): Promise<FaultProxy> {
+  const proxy = await startFaultProxy(reg);
+  proxies.push(proxy);
+  for (const rule of rules) proxy.fault(rule);
+  return proxy;
+}
+
+function client(host: string, timeouts: Partial<Timeouts> = {}): RegistryClient {
+  return openRegistry(host, { insecure: true, credentials: TEST_CREDS, retry: FAST_RETRY, timeouts });
+}
+
+/** Copies `repo:v1` between two hosts. */
+const copy = (from: RegistryClient, to: RegistryClient, repo: string) =>
+  copyImage(from, parseReference(`${from.host}/${repo}:v1`), to, parseReference(`${to.host}/${repo}:v1`), {
+    retry: FAST_RETRY,
+  });
+
+/** `promise`, which must settle within `ms`: a hang fails the test at once rather than at jest's limit. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const noCredential = (err: MirrorError): void => {
+  expect(inspect(err, { depth: 5 })).not.toContain(TEST_PASSWORD);
+};
+
+describe('answers whose body never ends (defect 1)', () => {
+  test.each([500, 403])('%i on the manifest GET: fails within seconds with the status', async (status) => {
+    const repo = `endless/error-${status}`;
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: /\/manifests\//,
+      action: { type: 'endless', status },
+    });
+
+    const err = await within(15_000, failure(copy(client(proxy.host), client(b.host), repo)));
+
+    expect(err.code).toBe(status === 500 ? 'REGISTRY_ERROR' : 'DENIED');
+    expect(err.message).toContain(`HTTP ${status}`);
+    noCredential(err);
+    // Each attempt's connection was dropped at the limit rather than read to its (non-existent) end.
+    const gets = proxy.seen('GET', /\/manifests\//);
+    await proxy.ended(gets);
+    expect(gets.length).toBe(status === 500 ? FAST_RETRY.attempts : 1);
+    for (const get of gets) expect(get.aborted).toBe(true);
+  });
+
+  test('401 with a Basic challenge and an endless body: fails within seconds as UNAUTHORIZED', async () => {
+    const repo = 'endless/unauthorized';
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: /\/manifests\//,
+      action: { type: 'endless', status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } },
+    });
+    // No credentials given: the first answer is the 401, dumped before the Basic retry.
+    const anonymous = openRegistry(proxy.host, { insecure: true, retry: FAST_RETRY });
+
+    const err = await within(15_000, failure(anonymous.getManifest(repo, 'v1')));
+
+    expect(err.code).toBe('UNAUTHORIZED');
+  });
+
+  test('a token answer that never ends: fails within seconds, naming the token request', async () => {
+    const repo = 'endless/token';
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a);
+    proxy.fault({
+      method: 'GET',
+      path: /\/manifests\//,
+      times: 1,
+      action: {
+        type: 'status',
+        status: 401,
+        headers: { 'www-authenticate': `Bearer realm="${proxy.url}/token",service="test"` },
+      },
+    });
+    proxy.fault({ method: 'GET', path: /^\/token/, action: { type: 'endless', status: 200 } });
+
+    const err = await within(15_000, failure(client(proxy.host).getManifest(repo, 'v1')));
+
+    expect(err.code).toBe('UNAUTHORIZED');
+    expect(err.message).toMatch(/token request .* over \d+ bytes/);
+    noCredential(err);
+    const tokenGets = proxy.seen('GET', /^\/token/);
+    await proxy.ended(tokenGets);
+    for (const get of tokenGets) expect(get.aborted).toBe(true);
+  });
+
+  test('a tag list that never ends: fails within seconds with LIMIT_EXCEEDED', async () => {
+    const repo = 'endless/tags';
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: /\/tags\/list/,
+      action: { type: 'endless', status: 200 },
+    });
+
+    const err = await within(15_000, failure(client(proxy.host).listTags(repo)));
+
+    expect(err.code).toBe('LIMIT_EXCEEDED');
+    expect(err.message).toBe('GET tags endless/tags: over the 4194304-byte limit');
+  });
+
+  test('an endless body on a redirect is not read to its end', async () => {
+    const repo = 'endless/redirect';
+    const img = await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: /\/manifests\//,
+      times: 1,
+      action: { type: 'endless', status: 307, headers: { location: `/v2/${repo}/manifests/v1` } },
+    });
+
+    const manifest = await within(15_000, client(proxy.host).getManifest(repo, 'v1'));
+
+    expect(manifest.digest).toBe(img.manifest.digest);
+    expect((await getManifest(a, repo, 'v1')).digest).toBe(img.manifest.digest);
+  });
+});
