@@ -1,5 +1,12 @@
 import type { Manifest } from '../core/manifest';
-import { formatReference, manifestReference, type Reference, withDigest, withTag } from '../core/reference';
+import {
+  formatReference,
+  manifestReference,
+  type Reference,
+  validateReference,
+  withDigest,
+  withTag,
+} from '../core/reference';
 import { abortError, MirrorError, SourceNotFoundError } from '../errors';
 import { RegistryError } from '../registry/errors';
 import type { RegistryClient } from '../registry/registry';
@@ -32,6 +39,10 @@ export async function copyImage(
   destinationRef: Reference,
   options: CopyImageOptions = {},
 ): Promise<CopySummary> {
+  // Both references are checked before any request: a source without a tag or digest used to reach
+  // the destination as `HEAD …/manifests/undefined`.
+  validateReference(sourceRef, true);
+  validateReference(destinationRef);
   const copier = new Copier(source, sourceRef.repository, destination, destinationRef.repository, options);
   try {
     return await copyWith(copier, sourceRef, destinationRef, options);

@@ -103,6 +103,25 @@ export function parseReference(input: string): Reference {
   return { registry, repository, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
 }
 
+/**
+ * Checks a reference built by hand (not by parseReference) against the same rules: registry,
+ * repository, tag and digest. `needsTarget`: it must name a tag or a digest (a copy's source).
+ */
+export function validateReference(ref: Reference, needsTarget = false): void {
+  const text = formatReference(ref);
+  if (!HOST.test(ref.registry)) throw invalid(text, `bad registry host "${ref.registry}"`);
+  validateRepository(ref.repository, text);
+  if (ref.tag !== undefined) validateTag(ref.tag, text);
+  if (ref.digest !== undefined) {
+    try {
+      parseDigest(ref.digest);
+    } catch (err) {
+      throw invalid(text, (err as Error).message);
+    }
+  }
+  if (needsTarget) manifestReference(ref);
+}
+
 export function formatReference(ref: Reference): string {
   let out = `${ref.registry}/${ref.repository}`;
   if (ref.tag !== undefined) out += `:${ref.tag}`;

@@ -1,4 +1,10 @@
-import { formatReference, manifestReference, parseReference, withTag } from '../../src/core/reference';
+import {
+  formatReference,
+  manifestReference,
+  parseReference,
+  validateReference,
+  withTag,
+} from '../../src/core/reference';
 import { MirrorError } from '../../src/errors';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -61,5 +67,21 @@ describe('parseReference', () => {
     expect(ref.tag).toBe('1');
     expect(other.tag).toBe('2');
     expect(withTag(ref, undefined)).toEqual({ registry: 'h.io', repository: 'a' });
+  });
+
+  test('validateReference holds a reference built by hand to the rules of the parser', () => {
+    expect(() => validateReference(parseReference(`h.io/a:1@${DIGEST}`), true)).not.toThrow();
+    expect(() => validateReference({ registry: 'h.io', repository: 'a' })).not.toThrow();
+    for (const ref of [
+      { registry: 'h.io', repository: 'a' },
+      { registry: 'h.io', repository: 'a', tag: '-x' },
+      { registry: 'h.io', repository: 'A' },
+      { registry: 'h io', repository: 'a', tag: '1' },
+      { registry: 'h.io', repository: 'a', digest: 'sha256:zz' },
+    ]) {
+      expect(() => validateReference(ref, true)).toThrow(
+        expect.objectContaining({ code: 'INVALID_REFERENCE' }),
+      );
+    }
   });
 });

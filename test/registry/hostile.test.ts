@@ -160,3 +160,36 @@ describe('answers whose body never ends (defect 1)', () => {
     expect((await getManifest(a, repo, 'v1')).digest).toBe(img.manifest.digest);
   });
 });
+
+describe('references are checked before any request (defect 6)', () => {
+  test.each([
+    ['a source without tag or digest', 'refs/app', 'refs/app'],
+    ['a source without tag or digest, a destination with one', 'refs/app', 'refs/app:v1'],
+    ['a source tag that is not a tag', 'refs/app:-bad', 'refs/app:v1'],
+    ['a destination repository that is not one', 'refs/app:v1', 'Refs/App:v1'],
+  ])('%s: INVALID_REFERENCE, and neither registry hears of it', async (_name, src, dst) => {
+    const source = await proxyFor(a);
+    const destination = await proxyFor(b);
+    const [srcRepo, srcTag] = src.split(':');
+    const [dstRepo, dstTag] = dst.split(':');
+    const ref = (host: string, repository: string, tag: string | undefined) => ({
+      registry: host,
+      repository: repository!,
+      ...(tag !== undefined && { tag }),
+    });
+
+    const err = await failure(
+      copyImage(
+        client(source.host),
+        ref(source.host, srcRepo!, srcTag),
+        client(destination.host),
+        ref(destination.host, dstRepo!, dstTag),
+      ),
+    );
+
+    expect(err.code).toBe('INVALID_REFERENCE');
+    await new Promise((r) => setTimeout(r, 300)); // a request already on its way would arrive by now
+    expect(source.requests).toEqual([]);
+    expect(destination.requests).toEqual([]);
+  });
+});
