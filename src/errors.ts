@@ -104,7 +104,9 @@ export function abortError(signal: AbortSignal, what: string): MirrorError {
       cause: reason,
     });
   }
-  const said = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : '';
+  // DOMException (AbortSignal.timeout's reason) is no Error subclass on every Node.js: read its message.
+  const message = (reason as { message?: unknown } | undefined)?.message;
+  const said = typeof message === 'string' ? message : typeof reason === 'string' ? reason : '';
   if (isTimeoutReason(reason)) {
     return new MirrorError('TIMEOUT', `${what}: ${said || 'the deadline passed'}`, {
       retryable: true,

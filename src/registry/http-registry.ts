@@ -180,6 +180,7 @@ export class HttpRegistry implements RegistryClient {
       // anyway); retrying here too would send attempts² requests to a registry that keeps failing.
       once: true,
       pooledBody: true,
+      size: blob.size,
       expect: [200],
       kind: 'blob',
       what,

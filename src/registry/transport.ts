@@ -17,9 +17,28 @@ export interface Timeouts {
   headersMs: number;
   /** Longest silence between two chunks of a body. */
   bodyMs: number;
+  /**
+   * Longest a request may take in all, redirects and its answer's body included: manifests, tokens,
+   * tag lists, HEADs, upload sessions. Idle timers alone let an answer at 1 byte a second run forever.
+   */
+  requestMs: number;
+  /**
+   * A blob transfer (download, upload, or one chunk of it) may take blobBaseMs plus the time its size
+   * takes at blobMinBytesPerSecond. A floor on the average rate, not a fixed limit: a 50 GB layer
+   * gets weeks, and what bounds it in practice is the caller's deadline (`--timeout`, the Lambda's).
+   */
+  blobBaseMs: number;
+  blobMinBytesPerSecond: number;
 }
 
-export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 10_000, headersMs: 60_000, bodyMs: 60_000 };
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  connectMs: 10_000,
+  headersMs: 60_000,
+  bodyMs: 60_000,
+  requestMs: 120_000,
+  blobBaseMs: 300_000,
+  blobMinBytesPerSecond: 32 * 1024,
+};
 const MAX_REDIRECTS = 10;
 const MAX_ERROR_BODY = 64 * 1024;
 const TOKEN_REFRESH_MARGIN_MS = 15_000;
@@ -51,6 +70,8 @@ export interface RegistryRequest {
   pooledBody?: boolean;
   /** Statuses that mean success; anything else becomes a RegistryError. */
   expect: readonly number[];
+  /** Bytes of blob the request moves (download, upload, chunk): its deadline grows with them. */
+  size?: number;
   kind: RequestKind;
   /** For messages: "GET manifest team/app:1.0". */
   what: string;
@@ -124,7 +145,30 @@ export class Transport {
     return withRetry(this.retry, () => this.sendOnce(req), undefined, req.signal);
   }
 
+  /**
+   * One attempt, under its own deadline (requestMs, or the blob's): the deadline aborts whatever is in
+   * flight then, the answer's body too while it is read; it ends when the body does.
+   */
   private async sendOnce(req: RegistryRequest): Promise<RegistryResponse> {
+    const deadline = new Deadline(this.deadlineMs(req), req.signal);
+    try {
+      const res = await this.exchange({ ...req, signal: deadline.signal });
+      if (res.body.destroyed || res.body.readableEnded) deadline.clear();
+      else res.body.once('close', deadline.clear);
+      return res;
+    } catch (err) {
+      deadline.clear();
+      throw err;
+    }
+  }
+
+  private deadlineMs(req: RegistryRequest): number {
+    const t = this.timeouts;
+    if (req.size === undefined) return t.requestMs;
+    return t.blobBaseMs + Math.ceil((req.size * 1000) / t.blobMinBytesPerSecond);
+  }
+
+  private async exchange(req: RegistryRequest): Promise<RegistryResponse> {
     const scope = `repository:${req.repository}:${req.push ? 'pull,push' : 'pull'}`;
     const streaming = req.body !== undefined && !Buffer.isBuffer(req.body);
     let url = new URL(req.url, this.base);
@@ -138,7 +182,11 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
       if (toRegistry) {
         // Tokens and credentials are shared by concurrent requests: one caller's abort stops its wait only.
-        const authorization = await untilAborted(this.authorization(scope), req.signal, req.what);
+        const authorization = await untilAborted(
+          this.authorization(scope),
+          req.signal,
+          `${req.what}: authenticating`,
+        );
         if (authorization) headers.authorization = authorization;
       } else {
         // Another host (ECR sends blob GETs to S3): the registry's credentials stay behind.
@@ -151,7 +199,7 @@ export class Transport {
         await res.body.dump();
         challenged = true;
         const challenge = this.handleChallenge(header(res, 'www-authenticate'), scope, req);
-        if (await untilAborted(challenge, req.signal, req.what)) continue;
+        if (await untilAborted(challenge, req.signal, `${req.what}: authenticating`)) continue;
         throw new RegistryError(
           'UNAUTHORIZED',
           `${req.what}: HTTP 401 (credentials were refused or are missing)`,
@@ -293,16 +341,38 @@ export class Transport {
     const creds = await this.options.credentials();
     if (creds) headers.authorization = basicAuthorization(creds);
     this.counts.token++;
+    const deadline = new Deadline(this.timeouts.requestMs);
+    try {
+      return await this.readToken(url, headers, scope, creds?.username, deadline);
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  private async readToken(
+    url: URL,
+    headers: Record<string, string>,
+    scope: string,
+    username: string | undefined,
+    deadline: Deadline,
+  ): Promise<Token> {
     let res: HttpResponse;
     try {
-      res = await httpRequest(url, { method: 'GET', headers, timeouts: this.timeouts });
+      // Several requests may wait on this token: it has a deadline of its own, not one caller's signal.
+      res = await httpRequest(url, {
+        method: 'GET',
+        headers,
+        timeouts: this.timeouts,
+        signal: deadline.signal,
+        label: `token request (${redactUrl(url)})`,
+      });
     } catch (err) {
       throw transportError(`token request (${redactUrl(url)})`, err);
     }
     const { text, complete } = await readLimited(res.body, MAX_ERROR_BODY);
     if (res.statusCode !== 200) {
       // Name the auth server and the user: a refusal there is otherwise hard to tell from the registry's.
-      const who = creds ? ` as ${creds.username}` : ' anonymously';
+      const who = username !== undefined ? ` as ${username}` : ' anonymously';
       throw errorFromResponse(
         `token request for ${scope} at ${redactUrl(url)}${who}`,
         res.statusCode,
@@ -354,6 +424,40 @@ export function transportError(what: string, err: unknown): MirrorError {
     cause: err,
   });
 }
+
+/**
+ * The deadline of one attempt: aborts its signal with a TimeoutError after `ms`, or with the reason
+ * of `parent` when that aborts first. clear() ends both (the attempt is over).
+ */
+class Deadline {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private readonly onParent = (): void => this.controller.abort(this.parent!.reason);
+
+  constructor(
+    ms: number,
+    private readonly parent?: AbortSignal,
+  ) {
+    this.timer = setTimeout(() => {
+      const reason = new DOMException(`no complete answer within ${seconds(ms)}`, 'TimeoutError');
+      this.controller.abort(reason);
+    }, ms);
+    this.timer.unref();
+    if (parent?.aborted) this.onParent();
+    else parent?.addEventListener('abort', this.onParent, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  readonly clear = (): void => {
+    clearTimeout(this.timer);
+    this.parent?.removeEventListener('abort', this.onParent);
+  };
+}
+
+const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
 
 /** Closes pooled connections so a command-line process can exit at once. */
 export async function closeConnections(): Promise<void> {

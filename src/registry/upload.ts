@@ -124,6 +124,7 @@ export class BlobUploader {
         push: true,
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
         body,
+        size: blob.size,
         expect: [201],
         kind: 'upload',
         what: `upload of ${blob.digest} to ${repository}`,
@@ -160,6 +161,7 @@ export class BlobUploader {
             'content-range': `${offset}-${offset + chunk.length - 1}`,
           },
           body: chunk,
+          size: chunk.length,
           once: true,
           // The spec says 202; ECR answers some intermediate chunks with 201.
           expect: [201, 202, 204],

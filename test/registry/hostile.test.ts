@@ -193,3 +193,77 @@ describe('references are checked before any request (defect 6)', () => {
     expect(destination.requests).toEqual([]);
   });
 });
+
+describe('every request has a deadline as well as idle timers (defect 5)', () => {
+  // 10 bytes a second, in pieces a tenth of a second apart: the idle timers never fire.
+  const trickle = { type: 'throttle', bytesPerSecond: 10 } as const;
+
+  test('a manifest served at 10 bytes a second: TIMEOUT once its deadline passes, each attempt cut off', async () => {
+    const repo = 'deadline/manifest';
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a, { method: 'GET', path: /\/manifests\//, action: trickle });
+
+    const slowly = client(proxy.host, { bodyMs: 1_000, requestMs: 1_500 });
+    const err = await within(20_000, failure(slowly.getManifest(repo, 'v1')));
+
+    expect(err.code).toBe('TIMEOUT');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(
+      /^GET manifest deadline\/manifest:v1 \(http:.*\): no complete answer within 1\.5 s$/,
+    );
+    const gets = proxy.seen('GET', /\/manifests\//);
+    expect(gets).toHaveLength(FAST_RETRY.attempts);
+    await proxy.ended(gets);
+    for (const get of gets) expect(get.aborted).toBe(true);
+  });
+
+  test('a token answer at 10 bytes a second: TIMEOUT while authenticating, the token request cut off', async () => {
+    const repo = 'deadline/token';
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a);
+    proxy.fault({
+      method: 'GET',
+      path: /\/manifests\//,
+      action: {
+        type: 'status',
+        status: 401,
+        headers: { 'www-authenticate': `Bearer realm="${proxy.url}/token",service="test"` },
+      },
+    });
+    proxy.fault({
+      method: 'GET',
+      path: /^\/token/,
+      action: { type: 'endless', status: 200, bytesPerSecond: 10 },
+    });
+
+    const slowly = client(proxy.host, { bodyMs: 1_000, requestMs: 1_000 });
+    const err = await within(20_000, failure(slowly.getManifest(repo, 'v1')));
+
+    expect(err.code).toBe('TIMEOUT');
+    // The request's deadline covers its token too, and passes first; the token request has its own.
+    expect(err.message).toBe('GET manifest deadline/token:v1: authenticating: no complete answer within 1 s');
+    const tokenGets = proxy.seen('GET', /^\/token/);
+    expect(tokenGets.length).toBeGreaterThan(0);
+    await proxy.ended(tokenGets);
+    for (const get of tokenGets) expect(get.aborted).toBe(true);
+  });
+
+  test('a blob served at 10 bytes a second: its deadline (grace plus size at the floor rate) cuts it off', async () => {
+    const repo = 'deadline/blob';
+    const img = await pushImage(a, repo, 'v1', { layers: [2000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: new RegExp(`/blobs/${img.layers[0]!.digest}`),
+      action: trickle,
+    });
+
+    const slowly = client(proxy.host, { bodyMs: 1_000, blobBaseMs: 1_000, blobMinBytesPerSecond: 2_000 });
+    const err = await within(20_000, failure(copy(slowly, client(b.host), repo)));
+
+    expect(err.code).toBe('TIMEOUT');
+    expect(err.message).toMatch(
+      /GET blob deadline\/blob@sha256:\w+ \(http:.*\): no complete answer within 2 s/,
+    );
+    expect((await getManifest(b, repo, 'v1')).status).toBe(404);
+  });
+});

@@ -54,8 +54,11 @@ export type FaultAction =
   | { type: 'throttle'; bytesPerSecond: number }
   /** Sends the registry's headers and `afterBytes` bytes of its body, then nothing, connection open. */
   | { type: 'stallBody'; afterBytes: number }
-  /** Answers `status` (without asking the registry) with a body that never ends, sent as fast as read. */
-  | { type: 'endless'; status: number; headers?: Record<string, string> };
+  /**
+   * Answers `status` (without asking the registry) with a body that never ends: sent as fast as it
+   * is read, or at `bytesPerSecond` (in ten pieces a second).
+   */
+  | { type: 'endless'; status: number; headers?: Record<string, string>; bytesPerSecond?: number };
 
 export interface FaultRule {
   method: string;
@@ -157,8 +160,13 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
     if (action?.type === 'endless') {
       req.resume();
       answer(action.status, { 'content-type': 'text/plain', ...action.headers });
-      const filler = Buffer.alloc(64 * 1024, 'x');
+      const rate = action.bytesPerSecond;
+      const filler = Buffer.alloc(rate === undefined ? 64 * 1024 : Math.max(1, Math.floor(rate / 10)), 'x');
       const more = (): void => {
+        if (rate !== undefined) {
+          if (!res.destroyed && res.write(filler)) setTimeout(more, 100);
+          return;
+        }
         while (!res.destroyed && res.write(filler));
         if (!res.destroyed) res.once('drain', more);
       };
