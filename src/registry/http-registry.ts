@@ -4,6 +4,7 @@ import { digestOf, isDigest, parseDigest } from '../core/digest';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from '../core/manifest';
 import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/media-types';
 import { type ErrorCode, MirrorError } from '../errors';
+import { redactUrl } from './errors';
 import type { BlobSource, CallOptions, GetBlobOptions, PutManifestResult, RegistryClient } from './registry';
 import { withRetry } from './retry';
 import {
@@ -194,7 +195,8 @@ export class HttpRegistry implements RegistryClient {
       );
     }
     const verified = new VerifyingStream(blob, options.onBytes, options.signal);
-    res.body.on('error', (err) => verified.destroy(transportError(what, err)));
+    // A break or a stall names the source it came from: the upload it feeds fails with this error.
+    res.body.on('error', (err) => verified.destroy(transportError(`${what} (${redactUrl(res.url)})`, err)));
     verified.on('close', () => {
       if (!res.body.readableEnded) res.body.destroy();
     });

@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type https from 'node:https';
+import type { Socket } from 'node:net';
 import { finished, type Readable } from 'node:stream';
 import { abortError, MirrorError } from '../errors';
 import { redactUrl } from './errors';
@@ -102,6 +103,15 @@ export interface HttpRequestOptions {
   label?: string;
 }
 
+/**
+ * True when whoever reads `body` is behind: its buffer is full, so the socket stopped reading, and
+ * silence on it is theirs, not the server's (a copy's download waits on a slow upload this way).
+ * A buffer with room means the socket is reading, and silence is the server's.
+ */
+export function consumerBehind(body: Readable): boolean {
+  return body.readableLength >= body.readableHighWaterMark;
+}
+
 export function httpRequest(url: URL, options: HttpRequestOptions): Promise<HttpResponse> {
   const { method, headers, body, timeouts, signal } = options;
   const label = options.label ?? `${method} ${redactUrl(url)}`;
@@ -110,47 +120,66 @@ export function httpRequest(url: URL, options: HttpRequestOptions): Promise<Http
     const transport = url.protocol === 'https:' ? httpsModule() : http;
     let headersTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
+    let socket: Socket | undefined;
     let response: IncomingMessage | undefined;
+    let sent = false;
     const onAbort = (): void => {
       const err = abortError(signal!, label);
       response?.destroy(err);
       req.destroy(err);
     };
+    // Silence on the socket is blamed on the side that is idle. While the body goes up: only when
+    // the server leaves bytes of ours untaken (a body whose own source is slow is for that source's
+    // timers to judge). Once it is sent: the headers timer. While the answer comes down: only while
+    // its reader waits for bytes (a download held up by a slow upload is not the server's fault).
+    const onIdle = (): void => {
+      if (response) {
+        if (!consumerBehind(response)) {
+          response.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs));
+          return;
+        }
+      } else if (!sent && (req.writableLength > 0 || req.writableNeedDrain)) {
+        req.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs));
+        return;
+      }
+      socket?.setTimeout(timeouts.bodyMs); // not theirs to blame: look again later
+    };
+    /** The exchange is over: the socket goes back to the pool, where the next request sets its own timers. */
+    const release = (): void => {
+      clearTimeout(headersTimer);
+      clearTimeout(connectTimer);
+      signal?.removeEventListener('abort', onAbort);
+      socket?.removeListener('timeout', onIdle);
+      socket?.setTimeout(0);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     const req = transport.request(url, { method, headers, agent: pool(url.protocol) }, (res) => {
       clearTimeout(headersTimer);
       response = res;
-      // Silence while the body comes down fails the body stream, not the request.
-      req.removeAllListeners('timeout');
-      req.setTimeout(timeouts.bodyMs, () => res.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs)));
-      const release = (): void => {
-        // The socket goes back to the pool: the next request sets its own timeouts.
-        req.setTimeout(0);
-        signal?.removeEventListener('abort', onAbort);
-      };
       res.once('end', release);
       res.once('close', release);
       resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
     });
     req.on('error', (err) => {
-      clearTimeout(headersTimer);
-      clearTimeout(connectTimer);
-      signal?.removeEventListener('abort', onAbort);
+      release();
       reject(err);
     });
-    req.once('socket', (socket) => {
-      if (socket.connecting) {
+    req.once('socket', (s) => {
+      socket = s;
+      s.setTimeout(timeouts.bodyMs);
+      s.on('timeout', onIdle);
+      if (s.connecting) {
         connectTimer = setTimeout(
           () => req.destroy(timeoutError(TIMEOUT.connect, timeouts.connectMs)),
           timeouts.connectMs,
         );
-        socket.once('connect', () => clearTimeout(connectTimer));
+        s.once('connect', () => clearTimeout(connectTimer));
       }
     });
-    // While a body goes up, silence on the socket is the failure; once it is all sent, the registry
-    // has headersMs to answer (a large upload may take far longer than that in total).
-    req.setTimeout(timeouts.bodyMs, () => req.destroy(timeoutError(TIMEOUT.body, timeouts.bodyMs)));
+    // A large upload may take far longer than headersMs in all: this timer starts once it is sent.
     req.once('finish', () => {
+      sent = true;
+      if (response) return;
       headersTimer = setTimeout(
         () => req.destroy(timeoutError(TIMEOUT.headers, timeouts.headersMs)),
         timeouts.headersMs,

@@ -3,7 +3,14 @@ import { Readable } from 'node:stream';
 import type tls from 'node:tls';
 import { abortError } from '../errors';
 import { redactUrl } from './errors';
-import { type HttpResponse, type HttpTimeouts, TIMEOUT, timeoutError, withHelpers } from './http';
+import {
+  consumerBehind,
+  type HttpResponse,
+  type HttpTimeouts,
+  TIMEOUT,
+  timeoutError,
+  withHelpers,
+} from './http';
 import { type ParseResult, ResponseParser } from './http1-response';
 import { ReadBuffers } from './read-buffers';
 
@@ -187,7 +194,12 @@ class Exchange {
     );
   }
 
+  /** The socket has been silent for bodyMs: the server's fault, unless our reader is the one behind. */
   silent(): void {
+    if (this.body && consumerBehind(this.body)) {
+      this.conn.socket.setTimeout(this.timeouts.bodyMs); // look again later
+      return;
+    }
     this.fail(timeoutError(TIMEOUT.body, this.timeouts.bodyMs));
   }
 

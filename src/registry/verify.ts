@@ -6,6 +6,11 @@ import { abortError, MirrorError } from '../errors';
 
 /** Bytes gathered before they are passed on together (see `pump` in http.ts). */
 const BATCH_BYTES = 256 * 1024;
+/**
+ * Nor are bytes held longer than this for a batch: a slow source still feeds the upload steadily,
+ * so the destination (or a load balancer before it) never sees a silent upload for long.
+ */
+const MAX_HOLD_MS = 500;
 
 /**
  * Passes a blob's bytes through while hashing them, and fails the stream when they do not match the
@@ -19,6 +24,8 @@ export class VerifyingStream extends Transform {
   /** Bytes not yet passed on: network reads are passed on in batches, for fewer and larger writes. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** When the oldest byte in `pending` arrived (performance.now()). */
+  private heldSince = 0;
 
   constructor(
     private readonly blob: Descriptor,
@@ -52,16 +59,22 @@ export class VerifyingStream extends Transform {
     }
     this.hash.update(chunk);
     this.onBytes?.(chunk.length);
-    // Pass bytes on in batches of at least BATCH_BYTES, pushed in one go (not copied together: the
-    // upload writes a batch with one writev), always keeping the latest chunk back: the end of the
-    // blob leaves only after the digest has been checked.
+    // Pass bytes on in batches of at least BATCH_BYTES (or what arrived in MAX_HOLD_MS), pushed in
+    // one go (not copied together: the upload writes a batch with one writev), always keeping the
+    // latest chunk back: the end of the blob leaves only after the digest has been checked.
+    const now = performance.now();
+    if (this.pending.length === 0) this.heldSince = now;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= 2 * BATCH_BYTES) {
+    if (
+      this.pendingBytes >= 2 * BATCH_BYTES ||
+      (this.pending.length > 1 && now - this.heldSince >= MAX_HOLD_MS)
+    ) {
       const last = this.pending.pop()!;
       for (const part of this.pending) this.push(part);
       this.pending = [last];
       this.pendingBytes = last.length;
+      this.heldSince = now;
     }
     done();
   }

@@ -166,16 +166,18 @@ test('copies from a registry over TLS (manifests on node:https, blobs read into 
 });
 
 describe('--timeout and Ctrl-C', () => {
+  /** A proxy whose layer GET runs at 20 KB/s (20 s in all), and a wait for that GET to end. */
   const slowSource = async (repo: string) => {
-    await pushImage(a, repo, 'v1', { layers: [400_000] });
+    const img = await pushImage(a, repo, 'v1', { layers: [400_000] });
     const proxy = await startFaultProxy(a);
-    // 20 KB/s: the layer would take 20 s.
-    proxy.fault({
-      method: 'GET',
-      path: new RegExp(`^/v2/${repo}/blobs/`),
-      action: { type: 'throttle', bytesPerSecond: 20_000 },
-    });
-    return proxy;
+    const layer = new RegExp(`^/v2/${repo}/blobs/${img.layers[0]!.digest}`);
+    proxy.fault({ method: 'GET', path: layer, action: { type: 'throttle', bytesPerSecond: 20_000 } });
+    const layerGet = async () => {
+      const gets = proxy.seen('GET', layer);
+      await proxy.ended(gets);
+      return gets;
+    };
+    return { proxy, layer, layerGet };
   };
   const args = (src: string, dst: string, ...extra: string[]) => [
     'copy',
@@ -190,16 +192,15 @@ describe('--timeout and Ctrl-C', () => {
   ];
 
   test('--timeout: the copy stops at the deadline with one TIMEOUT line, exit 1, no tag', async () => {
-    const proxy = await slowSource('cli/slow');
+    const { proxy, layerGet } = await slowSource('cli/slow');
     try {
       const r = await run(args(`${proxy.host}/cli/slow:v1`, `${b.host}/cli/slow:v1`, '--timeout', '2s'));
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^ecr-mirror: TIMEOUT: .*the --timeout of 2s passed/);
-      // The config blob and the layer start together; the layer's download was still running (the
-      // small config may have finished first, whichever reached the proxy first).
-      const gets = proxy.seen('GET', /\/blobs\//).filter((x) => x.fault === 'throttle');
-      expect(gets.some((x) => x.aborted)).toBe(true);
+      const gets = await layerGet();
+      expect(gets).toHaveLength(1);
+      expect(gets[0]!.aborted).toBe(true);
       expect((await getManifest(b, 'cli/slow', 'v1')).status).toBe(404);
     } finally {
       await proxy.close();
@@ -213,7 +214,7 @@ describe('--timeout and Ctrl-C', () => {
   });
 
   test('Ctrl-C cancels cleanly: requests aborted, one CANCELLED line, exit 130, no tag', async () => {
-    const proxy = await slowSource('cli/interrupted');
+    const { proxy, layer, layerGet } = await slowSource('cli/interrupted');
     try {
       const child = spawn(
         process.execPath,
@@ -225,15 +226,16 @@ describe('--timeout and Ctrl-C', () => {
         stderr += d;
       });
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      for (let i = 0; i < 200 && !proxy.seen('GET', /\/blobs\//).some((x) => x.fault === 'throttle'); i++) {
+      for (let i = 0; i < 200 && proxy.seen('GET', layer).length === 0; i++) {
         await new Promise((r) => setTimeout(r, 25));
       }
       child.kill('SIGINT');
       expect(await exited).toBe(130);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toMatch(/^ecr-mirror: CANCELLED: .*interrupted \(Ctrl-C\)/);
-      const gets = proxy.seen('GET', /\/blobs\//).filter((x) => x.fault === 'throttle');
-      expect(gets.some((x) => x.aborted)).toBe(true);
+      const gets = await layerGet();
+      expect(gets).toHaveLength(1);
+      expect(gets[0]!.aborted).toBe(true);
       expect((await getManifest(b, 'cli/interrupted', 'v1')).status).toBe(404);
     } finally {
       await proxy.close();

@@ -267,3 +267,67 @@ describe('every request has a deadline as well as idle timers (defect 5)', () =>
     expect((await getManifest(b, repo, 'v1')).status).toBe(404);
   });
 });
+
+describe('idle timers judge the side that is idle (defect 4)', () => {
+  test('a source slow but steady (3 KB/s) is copied, the upload not blamed for its pauses', async () => {
+    const repo = 'idle/slow-source';
+    const img = await pushImage(a, repo, 'v1', { layers: [12_000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: new RegExp(`/blobs/${img.layers[0]!.digest}`),
+      action: { type: 'throttle', bytesPerSecond: 3_000 },
+    });
+
+    // One second of silence fails a side; the source never pauses that long, the upload's wait does.
+    const summary = await within(
+      30_000,
+      copy(client(proxy.host, { bodyMs: 1_000 }), client(b.host, { bodyMs: 1_000 }), repo),
+    );
+
+    expect(summary.blobs.copied).toBe(2);
+    expect((await getManifest(b, repo, 'v1')).digest).toBe(img.manifest.digest);
+  });
+
+  test('a destination slow to take the upload (4 MB/s) does not get the source blamed', async () => {
+    const repo = 'idle/slow-destination';
+    const img = await pushImage(a, repo, 'v1', { layers: [24_000_000] });
+    const destination = await proxyFor(b, {
+      method: 'PUT',
+      path: /\/blobs\/uploads\//,
+      action: { type: 'throttleUpload', bytesPerSecond: 4_000_000 },
+    });
+
+    // The download waits on the upload for seconds at a time, its socket silent meanwhile.
+    const summary = await within(
+      40_000,
+      copy(client(a.host, { bodyMs: 1_000 }), client(destination.host, { bodyMs: 1_000 }), repo),
+    );
+
+    expect(summary.blobs.copied).toBe(2);
+    expect((await getManifest(b, repo, 'v1')).digest).toBe(img.manifest.digest);
+  });
+
+  test('a source that stalls mid-blob fails as TIMEOUT naming the source, not the upload', async () => {
+    const repo = 'idle/stalled-source';
+    const img = await pushImage(a, repo, 'v1', { layers: [100_000] });
+    const source = await proxyFor(a, {
+      method: 'GET',
+      path: new RegExp(`/blobs/${img.layers[0]!.digest}`),
+      action: { type: 'stallBody', afterBytes: 1_000 },
+    });
+
+    const err = await within(
+      30_000,
+      failure(copy(client(source.host, { bodyMs: 1_000 }), client(b.host, { bodyMs: 1_000 }), repo)),
+    );
+
+    expect(err.code).toBe('TIMEOUT');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain(`GET blob ${repo}@${img.layers[0]!.digest} (http://${source.host}/`);
+    expect(err.message).toContain('BODY_TIMEOUT');
+    expect(err.message).not.toMatch(/upload/);
+    expect(source.seen('GET', /\/blobs\/sha256:/).filter((r) => r.fault === 'stallBody')).toHaveLength(
+      FAST_RETRY.attempts,
+    );
+  });
+});

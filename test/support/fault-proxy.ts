@@ -7,6 +7,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type { TestRegistry } from './registry';
 
 /**
@@ -52,6 +53,8 @@ export type FaultAction =
   | { type: 'rewriteStatus'; from: number; to: number }
   /** Forwards, with the registry's body sent at `bytesPerSecond` (in ten pieces a second). */
   | { type: 'throttle'; bytesPerSecond: number }
+  /** Forwards, reading the request's body at `bytesPerSecond` (a registry slow to take an upload). */
+  | { type: 'throttleUpload'; bytesPerSecond: number }
   /** Sends the registry's headers and `afterBytes` bytes of its body, then nothing, connection open. */
   | { type: 'stallBody'; afterBytes: number }
   /**
@@ -114,6 +117,7 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
     res: ServerResponse,
     options: { path: string; headers: IncomingHttpHeaders },
     onResponse: (upRes: IncomingMessage) => void,
+    uploadBytesPerSecond?: number,
   ): void => {
     const up = httpRequest(
       { host: '127.0.0.1', port: upstream.port, method: req.method, agent, ...options },
@@ -122,7 +126,8 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
     up.on('error', () => res.destroy());
     // A client that gives up mid-body (an aborted upload) aborts the request to the registry too.
     req.on('error', () => up.destroy());
-    req.pipe(up);
+    if (uploadBytesPerSecond === undefined) req.pipe(up);
+    else paced(req, up, uploadBytesPerSecond).catch(() => up.destroy());
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -244,7 +249,9 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       upRes.on('end', () => cut || res.end());
       upRes.on('error', () => cut || res.destroy());
     };
-    const send = (): void => forward(req, res, { path: seen.path, headers: req.headers }, onAnswer);
+    const uploadRate = action?.type === 'throttleUpload' ? action.bytesPerSecond : undefined;
+    const send = (): void =>
+      forward(req, res, { path: seen.path, headers: req.headers }, onAnswer, uploadRate);
     if (action?.type === 'delay') setTimeout(send, action.ms);
     else send();
   };
@@ -294,18 +301,19 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Sends `upRes`'s body on at `bytesPerSecond`, in pieces of a tenth of that. */
-async function paced(upRes: IncomingMessage, res: ServerResponse, bytesPerSecond: number): Promise<void> {
+/** Passes `from` on to `to` at `bytesPerSecond`, in pieces of at most a tenth of that. */
+async function paced(from: IncomingMessage, to: Writable, bytesPerSecond: number): Promise<void> {
   const step = Math.max(1, Math.floor(bytesPerSecond / 10));
-  for await (const data of upRes) {
+  for await (const data of from) {
     const chunk = data as Buffer;
     for (let at = 0; at < chunk.length; at += step) {
-      if (res.destroyed) return; // the client went away: the loop's end drops upRes too
-      res.write(chunk.subarray(at, at + step));
-      await pause(100);
+      if (to.destroyed) return; // the other side went away: the loop's end drops `from` too
+      const piece = chunk.subarray(at, at + step);
+      to.write(piece);
+      await pause((piece.length * 1000) / bytesPerSecond);
     }
   }
-  res.end();
+  to.end();
 }
 
 /** Sends `afterBytes` of `upRes`'s body, then nothing: the connection stays open until the client goes. */
