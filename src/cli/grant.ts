@@ -1,13 +1,13 @@
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { ecrHost } from '../core/ecr-host';
 import { partitionOf } from '../doctor/denied';
-import { escapeTerminal } from '../doctor/escape';
 import { MirrorError } from '../errors';
 import { PULL_ACTIONS_FOR_GRANT, PUSH_ACTIONS_FOR_GRANT } from '../grant/actions';
 import { unifiedDiff } from '../grant/diff';
 import { grantRepositories, type RepositoryGrant } from '../grant/grant';
 import { type Grantee, policyText } from '../grant/policy';
 import { cliRegion, withRegionHint } from './region';
+import { forTerminal } from './terminal';
 
 export interface GrantCommandOptions {
   account?: string[];
@@ -122,13 +122,13 @@ export async function runGrantCommand(repositories: string[], opts: GrantCommand
     }
     const lines: string[] = [];
     for (const r of results) {
-      lines.push(escapeTerminal(describe(r, grantee, revoke, dryRun)));
+      lines.push(forTerminal(describe(r, grantee, revoke, dryRun)));
       if (dryRun && r.change !== 'unchanged') {
         const diff = unifiedDiff(policyText(r.before), policyText(r.after), {
           before: `${r.repository} (current policy)`,
           after: `${r.repository} (after ${revoke ? 'revoke' : 'grant'})`,
         });
-        for (const line of diff.trimEnd().split('\n')) lines.push(`  ${escapeTerminal(line)}`);
+        for (const line of diff.trimEnd().split('\n')) lines.push(`  ${forTerminal(line)}`);
       }
     }
     if (dryRun) lines.push('Dry run: no policy was changed.');

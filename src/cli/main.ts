@@ -5,6 +5,7 @@ import { closeConnections } from '../registry/transport';
 import { wasInterrupted } from './cancel';
 import { runCopy } from './copy';
 import { DEFAULT_RESYNC_FUNCTION, DEFAULT_TABLE } from './defaults';
+import { forTerminal } from './terminal';
 
 // The SDK's notice that its 2027 releases need Node.js 22 would break the one-line error contract
 // of this command on Node.js 20, which we still support; the README says which versions we test.
@@ -147,7 +148,8 @@ async function main(): Promise<void> {
       // Help and version end here too, with exit code 0.
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else {
-      process.stderr.write(`ecr-mirror: ${describeError(err)}\n`);
+      // One line, whatever the registry or AWS put in the message.
+      process.stderr.write(`ecr-mirror: ${forTerminal(describeError(err))}\n`);
       if (wasInterrupted()) process.exitCode = 130;
       else process.exitCode = err instanceof MirrorError && err.code.startsWith('INVALID_') ? 2 : 1;
     }

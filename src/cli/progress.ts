@@ -1,4 +1,5 @@
 import type { CopyEvent, CopySummary } from '../copy/events';
+import { forTerminal } from './terminal';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
@@ -47,7 +48,13 @@ export class ProgressLine {
   }
 }
 
-export function formatSummary(s: CopySummary): string {
+export function formatSummary(summary: CopySummary): string {
+  // References and the media type can carry what a registry sent: shown, never acted on.
+  const s = {
+    ...summary,
+    source: forTerminal(summary.source),
+    destination: forTerminal(summary.destination),
+  };
   const lines = [
     s.upToDate ? `Up to date: ${s.destination}` : `Copied ${s.source}`,
     s.upToDate ? `  source ${s.source}` : `    to   ${s.destination}`,

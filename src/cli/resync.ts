@@ -7,6 +7,7 @@ import { type ResyncInput, type ResyncResult, resyncPayload } from '../resync/wi
 import { cliLambda } from '../wiring/cli';
 import { DEFAULT_RESYNC_FUNCTION } from './defaults';
 import { cliRegion, withRegionHint } from './region';
+import { forTerminal } from './terminal';
 
 export interface ResyncCommandOptions {
   repositories?: string;
@@ -83,7 +84,8 @@ export function formatResync(summary: ResyncSummary, differences: readonly Diffe
     lines.push(`  error: ${e.repository}${e.destinationId ? ` -> ${e.destinationId}` : ''}: ${e.message}`);
   const more = summary.errorCount - summary.errors.length;
   if (more > 0) lines.push(`  ... and ${more} more error${more === 1 ? '' : 's'}`);
-  return `${lines.join('\n')}\n`;
+  // Repository names, tags and error messages come from registries and AWS: one line each, inert.
+  return `${lines.map(forTerminal).join('\n')}\n`;
 }
 
 export async function runResyncCommand(opts: ResyncCommandOptions, lambda?: LambdaClient): Promise<void> {

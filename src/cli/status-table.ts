@@ -1,5 +1,6 @@
 import type { MirrorRecord, MirrorStatus } from '../status/schema';
 import { formatBytes } from './progress';
+import { forTerminal } from './terminal';
 
 const COLOURS: Record<MirrorStatus, string> = {
   succeeded: '\x1b[32m',
@@ -26,19 +27,24 @@ export function renderTable(records: readonly MirrorRecord[], colour: boolean): 
     'TRIES',
     'ERROR',
   ];
-  const rows = records.map((r) => [
-    r.updatedAt.replace('T', ' ').slice(0, 19),
-    r.status,
-    r.sourceRepository,
-    r.reference.startsWith('sha256:') ? `@${shortDigest(r.reference)}` : r.reference,
-    r.destinationRepository === r.sourceRepository
-      ? r.destinationId
-      : `${r.destinationId}:${r.destinationRepository}`,
-    shortDigest(r.sourceDigest),
-    r.bytes > 0 ? formatBytes(r.bytes) : '-',
-    String(r.attempts),
-    r.lastErrorCode ? `${r.lastErrorCode}: ${r.lastErrorMessage ?? ''}`.slice(0, 120) : '',
-  ]);
+  const rows = records
+    .map((r) => [
+      r.updatedAt.replace('T', ' ').slice(0, 19),
+      r.status,
+      r.sourceRepository,
+      r.reference.startsWith('sha256:') ? `@${shortDigest(r.reference)}` : r.reference,
+      r.destinationRepository === r.sourceRepository
+        ? r.destinationId
+        : `${r.destinationId}:${r.destinationRepository}`,
+      shortDigest(r.sourceDigest),
+      r.bytes > 0 ? formatBytes(r.bytes) : '-',
+      String(r.attempts),
+      r.lastErrorCode ? `${r.lastErrorCode}: ${r.lastErrorMessage ?? ''}` : '',
+    ])
+    .map((cells) =>
+      // Stored text (a registry's error message above all) is shown, never acted on: one row a record.
+      cells.map((cell, i) => (i === cells.length - 1 ? forTerminal(cell).slice(0, 120) : forTerminal(cell))),
+    );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[], paint?: string): string =>
     cells

@@ -1,5 +1,5 @@
+import { forTerminal } from '../cli/terminal';
 import type { CheckResult, CheckStatus } from './check';
-import { escapeTerminal } from './escape';
 
 const SYMBOL: Record<CheckStatus, string> = { ok: '✓', fail: '✗', warn: '!', skipped: '-' };
 const COLOUR: Record<CheckStatus, string> = {
@@ -17,9 +17,9 @@ const ID_WIDTH = 34;
  */
 export function renderResult(r: CheckResult, colour: boolean): string {
   const symbol = colour ? `${COLOUR[r.status]}${SYMBOL[r.status]}${RESET}` : SYMBOL[r.status];
-  const lines = [`${symbol} ${r.id.padEnd(ID_WIDTH)} ${escapeTerminal(r.detail)}`.trimEnd()];
+  const lines = [`${symbol} ${r.id.padEnd(ID_WIDTH)} ${forTerminal(r.detail)}`.trimEnd()];
   if (r.fix && r.status !== 'ok') {
-    for (const line of r.fix.split('\n')) lines.push(`    ${escapeTerminal(line)}`.trimEnd());
+    for (const line of r.fix.split('\n')) lines.push(`    ${forTerminal(line)}`.trimEnd());
   }
   return `${lines.join('\n')}\n`;
 }

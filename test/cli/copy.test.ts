@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { getManifest, pushImage } from '../support/content';
 import { startEcrApi } from '../support/ecr-api';
-import { startFaultProxy } from '../support/fault-proxy';
+import { ociError, startFaultProxy } from '../support/fault-proxy';
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../support/registry';
 import { ensureBuilt, ROOT, runBuilt } from '../support/run-built';
 
@@ -119,6 +119,41 @@ test('a failed copy exits 1 with a one-line reason and no credential', async () 
   expect(wrong.code).toBe(1);
   expect(wrong.stderr).toMatch(/UNAUTHORIZED/);
   expect(wrong.stderr).not.toContain('wrong-password');
+});
+
+test('a registry error with line breaks and escape sequences prints as one escaped line (defect 3)', async () => {
+  await pushImage(a, 'cli/hostile', 'v1', { layers: [1000] });
+  const proxy = await startFaultProxy(a);
+  try {
+    proxy.fault({
+      method: 'GET',
+      path: /\/manifests\//,
+      action: {
+        type: 'status',
+        status: 403,
+        body: ociError('DENIED', 'no\necr-mirror: copied fine\x1b[2J\x1b]0;owned\x07\u202eevil'),
+      },
+    });
+    const r = await run([
+      'copy',
+      '--insecure',
+      '--src-creds',
+      CREDS,
+      '--dest-creds',
+      CREDS,
+      `${proxy.host}/cli/hostile:v1`,
+      `${b.host}/cli/hostile:v1`,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.endsWith('\n')).toBe(true);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    for (const c of ['\x07', '\x1b', '\u202e']) expect(r.stderr).not.toContain(c);
+    expect(r.stderr).toMatch(
+      /^ecr-mirror: DENIED: .*HTTP 403 DENIED \(no\\necr-mirror: copied fine\\x1b\[2J/,
+    );
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('copies from a registry over TLS (manifests on node:https, blobs read into pooled memory)', async () => {

@@ -136,3 +136,38 @@ test('the status command reads the table (SDK endpoint from AWS_ENDPOINT_URL_DYN
   expect(missing.code).toBe(1);
   expect(missing.stderr).toMatch(/^ecr-mirror: AWS_ERROR: .*no-such-table/);
 });
+
+describe('stored text from a registry is escaped in text and table output, exact in JSON (defect 3)', () => {
+  const FORGED =
+    'refused\n2026-11-27 11:59:00  succeeded  team/evil  v1  prod-eu  dddddddddddd  1.5 MB  1\x1b[32m\x1b]0;owned\x07';
+
+  beforeAll(async () => {
+    await record('team/evil', 'v1', 'prod-eu', 'failed', 2, {
+      lastErrorCode: 'REGISTRY_ERROR',
+      lastErrorMessage: FORGED,
+      bytes: 0,
+    });
+  });
+
+  test('renderTable: one line per record, nothing a terminal acts on', async () => {
+    const rows = await queryStatus(store, 'team/evil', {}, NOW);
+    expect(rows).toHaveLength(1);
+    const table = renderTable(rows, false);
+    expect(table.split('\n')).toHaveLength(2);
+    for (const c of ['\x07', '\x1b']) expect(table).not.toContain(c);
+    expect(table).toContain('REGISTRY_ERROR: refused\\n2026-11-27 11:59:00');
+    // Colour on: only our own colour codes, around the status.
+    expect(renderTable(rows, true).split('\x1b').length - 1).toBe(2);
+  });
+
+  test('the status command: text escaped on one line a record, JSON exact', async () => {
+    const text = await run(['status', 'team/evil', '--table', TABLE]);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3); // header, the record, the summary line
+    for (const c of ['\x07', '\x1b']) expect(text.stdout).not.toContain(c);
+    expect(lines[2]).toBe('1 record: 1 failed');
+    const json = await run(['status', 'team/evil', '--json', '--table', TABLE]);
+    expect(JSON.parse(json.stdout)[0].lastErrorMessage).toBe(FORGED);
+  });
+});
