@@ -12,7 +12,7 @@ import { RegistryError } from '../registry/errors';
 import type { RegistryClient } from '../registry/registry';
 import { Copier, type CopierOptions } from './copier';
 import type { CopySummary } from './events';
-import { copyReferrers, findReferrers } from './referrers';
+import { ReferrerWalk } from './referrers';
 
 export interface CopyImageOptions extends CopierOptions {
   /** Copy signatures, SBOMs and attestations with the image (default true). */
@@ -106,10 +106,8 @@ async function copyWith(
   // Referrers are looked up while the blobs move, and copied once their subject is in place.
   const subjects = [digest, ...childDigests];
   // A failed lookup stops the blobs, and a failed blob the lookup: siblings, as anywhere in a copy.
-  const found = withReferrers
-    ? copier.guard(() => findReferrers(source, sourceRef.repository, subjects, signal))
-    : undefined;
-  found?.catch(() => undefined); // awaited below; a failed image copy reports its own error first
+  const walk = withReferrers ? new ReferrerWalk(copier) : undefined;
+  walk?.find(subjects).catch(() => undefined); // used below; a failed image copy reports its own error first
   let written = manifest;
   if (manifest && !upToDate) {
     if (tag !== undefined && sourceRef.tag !== undefined && sourceRef.digest === undefined) {
@@ -122,9 +120,7 @@ async function copyWith(
   const moved = written !== undefined && written.digest !== digest;
   const writtenSubjects =
     written && moved ? [written.digest, ...written.manifests.map((d) => d.digest)] : subjects;
-  const referrers = !withReferrers
-    ? 0
-    : await copyReferrers(copier, writtenSubjects, moved ? undefined : await found);
+  const referrers = walk ? await walk.copy(writtenSubjects) : 0;
 
   const s = copier.stats;
   const final = written?.digest ?? digest;

@@ -18,7 +18,10 @@ export interface CopySummary {
   blobs: { copied: number; skipped: number };
   /** Blob bytes sent to the destination. */
   bytes: number;
-  /** Referrer manifests and referrer tags found at the source (signatures, SBOMs, attestations). */
+  /**
+   * Distinct referrer manifests (by digest) found at the source, all levels: signatures, SBOMs,
+   * attestations, the fallback indexes that list them, and what refers to those.
+   */
   referrers: number;
   seconds: number;
   requests: { source: number; destination: number };

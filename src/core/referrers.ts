@@ -21,3 +21,18 @@ export function cosignTags(digest: string): string[] {
 export function referrerTags(digest: string): string[] {
   return [fallbackTag(digest), ...cosignTags(digest)];
 }
+
+/**
+ * Caps on the work a source's referrers can make one copy do. Past any of them the copy fails with
+ * LIMIT_EXCEEDED rather than run on: a registry could otherwise list referrers without end.
+ */
+export const REFERRER_LIMITS = {
+  /** Levels of referrers followed: signatures (1), signatures of SBOMs (2), one more (3). */
+  depth: 3,
+  /** Pages of one referrers listing. */
+  pages: 10,
+  /** Distinct referrers of one subject. */
+  perSubject: 1000,
+  /** Distinct referrers in one copy, all subjects and levels together. */
+  perCopy: 2000,
+} as const;

@@ -3,6 +3,7 @@ import type { Descriptor } from '../core/descriptor';
 import { digestOf, isDigest, parseDigest } from '../core/digest';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from '../core/manifest';
 import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/media-types';
+import { REFERRER_LIMITS } from '../core/referrers';
 import { type ErrorCode, MirrorError } from '../errors';
 import { redactUrl } from './errors';
 import type { BlobSource, CallOptions, GetBlobOptions, PutManifestResult, RegistryClient } from './registry';
@@ -208,15 +209,24 @@ export class HttpRegistry implements RegistryClient {
     return this.uploader.upload(repository, blob, open, options.signal);
   }
 
+  /**
+   * The referrers API's list, every page followed and de-duplicated by digest. Bounded: more than
+   * REFERRER_LIMITS.pages pages or perSubject referrers fail with LIMIT_EXCEEDED, and a next-page link
+   * back to a page already read (a loop) with REGISTRY_ERROR.
+   */
   async referrers(
     repository: string,
     digest: string,
     options: CallOptions = {},
   ): Promise<Descriptor[] | undefined> {
-    const out: Descriptor[] = [];
+    const what = `GET referrers ${repository}@${digest}`;
+    const out = new Map<string, Descriptor>();
+    const pages = new Pages(what);
     let url = `/v2/${repository}/referrers/${digest}`;
-    for (let page = 0; page < 100; page++) {
-      const what = `GET referrers ${repository}@${digest}`;
+    for (let page = 1; ; page++) {
+      if (page > REFERRER_LIMITS.pages) {
+        throw new MirrorError('LIMIT_EXCEEDED', `${what}: more than ${REFERRER_LIMITS.pages} pages`);
+      }
       const answer = await this.getWithRetry(
         {
           ...signalOf(options),
@@ -237,28 +247,36 @@ export class HttpRegistry implements RegistryClient {
           return { bytes: await readManifestBody(res, what), link: header(res, 'link'), at: res.url };
         },
       );
-      if (!answer) return page === 0 ? undefined : out;
-      const index = parseManifest(answer.bytes, MediaType.OciIndex);
-      out.push(...index.manifests);
-      const next = nextLink(answer.link);
-      if (!next) return out;
-      url = new URL(next, answer.at).href;
+      if (!answer) return page === 1 ? undefined : [...out.values()];
+      for (const d of parseManifest(answer.bytes, MediaType.OciIndex).manifests) {
+        if (!out.has(d.digest)) out.set(d.digest, d);
+      }
+      if (out.size > REFERRER_LIMITS.perSubject) {
+        throw new MirrorError(
+          'LIMIT_EXCEEDED',
+          `${what}: more than ${REFERRER_LIMITS.perSubject} referrers of one manifest`,
+        );
+      }
+      const next = pages.next(answer.at, answer.link);
+      if (!next) return [...out.values()];
+      url = next;
     }
-    return out;
   }
 
   async listTags(repository: string, options: CallOptions = {}): Promise<string[]> {
+    const what = `GET tags ${repository}`;
     const tags: string[] = [];
+    const pages = new Pages(what);
     let url: string | undefined = `/v2/${repository}/tags/list?n=1000`;
     for (let page = 0; url !== undefined && page < 10_000; page++) {
       const answer: JsonPage<{ tags?: string[] | null }> = await this.getJsonPage(
         url,
         repository,
-        `GET tags ${repository}`,
+        what,
         options,
       );
       tags.push(...(answer.body.tags ?? []));
-      url = answer.next;
+      url = pages.next(answer.at, answer.next);
     }
     return tags;
   }
@@ -277,10 +295,14 @@ export class HttpRegistry implements RegistryClient {
       'GET catalog',
       options,
     );
-    return { repositories: answer.body.repositories ?? [], ...(answer.next && { nextToken: answer.next }) };
+    const link = nextLink(answer.next);
+    return {
+      repositories: answer.body.repositories ?? [],
+      ...(link !== undefined && { nextToken: new URL(link, answer.at).href }),
+    };
   }
 
-  /** A JSON page and the absolute URL of the next one (`Link: <…>; rel="next"`), if any. */
+  /** A JSON page, the URL that answered, and its Link header (`Link: <…>; rel="next"`), if any. */
   private getJsonPage<T>(
     url: string,
     repository: string,
@@ -290,8 +312,8 @@ export class HttpRegistry implements RegistryClient {
     const req = { ...signalOf(options), url, repository, expect: [200], kind: 'other', what } as const;
     return this.getWithRetry(req, async (res) => {
       const text = Buffer.from(await readBody(res, what, MAX_PAGE_BYTES, 'LIMIT_EXCEEDED')).toString('utf8');
-      const link = nextLink(header(res, 'link'));
-      return { body: parseJson<T>(text, what), ...(link && { next: new URL(link, res.url).href }) };
+      const link = header(res, 'link');
+      return { body: parseJson<T>(text, what), at: res.url, ...(link !== undefined && { next: link }) };
     });
   }
 
@@ -330,7 +352,32 @@ function parseJson<T>(text: string, what: string): T {
 
 interface JsonPage<T> {
   body: T;
+  /** The URL that answered. */
+  at: URL;
+  /** Its Link header. */
   next?: string;
+}
+
+/** The pages of one listing: each next-page link resolved, and one back to a page read already refused. */
+class Pages {
+  private readonly read = new Set<string>();
+
+  constructor(private readonly what: string) {}
+
+  /** The absolute URL of the page after the one read from `at`, or undefined at the last page. */
+  next(at: URL, link: string | undefined): string | undefined {
+    this.read.add(at.href);
+    const next = nextLink(link);
+    if (next === undefined) return undefined;
+    const url = new URL(next, at).href;
+    if (this.read.has(url)) {
+      throw new MirrorError(
+        'REGISTRY_ERROR',
+        `${this.what}: the next page link repeats a page already read (${redactUrl(url)}): a loop`,
+      );
+    }
+    return url;
+  }
 }
 
 const readManifestBody = (res: RegistryResponse, what: string): Promise<Uint8Array> =>

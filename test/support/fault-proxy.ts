@@ -37,6 +37,8 @@ export interface SeenRequest {
 export type FaultAction =
   /** Answers without asking the registry (after reading the request body); an object body goes as JSON. */
   | { type: 'status'; status: number; headers?: Record<string, string>; body?: unknown }
+  /** As `status`, with the answer made for each request by `answer`. */
+  | { type: 'answer'; answer: (req: SeenRequest) => Answer }
   /** Sends the registry's headers and `afterBytes` bytes of its body, then resets the connection (RST). */
   | { type: 'reset'; afterBytes: number }
   /** As reset, but a clean close (FIN): the body ends short of its Content-Length. */
@@ -62,6 +64,13 @@ export type FaultAction =
    * is read, or at `bytesPerSecond` (in ten pieces a second).
    */
   | { type: 'endless'; status: number; headers?: Record<string, string>; bytesPerSecond?: number };
+
+export interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  /** A string goes as it is, anything else as JSON. */
+  body?: unknown;
+}
 
 export interface FaultRule {
   method: string;
@@ -178,7 +187,7 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
       more();
       return;
     }
-    if (action?.type === 'status' || action?.type === 'redirect') {
+    if (action?.type === 'status' || action?.type === 'redirect' || action?.type === 'answer') {
       // The request body is read first, so the client gets the answer rather than a broken pipe.
       req.resume();
       req.on('end', () => {
@@ -190,14 +199,15 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
           res.end();
           return;
         }
+        const made: Answer = action.type === 'answer' ? action.answer(seen) : action;
         const body =
-          action.body === undefined || typeof action.body === 'string'
-            ? (action.body ?? '')
-            : JSON.stringify(action.body);
-        answer(action.status, {
-          ...(action.body !== undefined && { 'content-type': 'application/json' }),
+          made.body === undefined || typeof made.body === 'string'
+            ? (made.body ?? '')
+            : JSON.stringify(made.body);
+        answer(made.status, {
+          ...(made.body !== undefined && { 'content-type': 'application/json' }),
           'content-length': String(Buffer.byteLength(body)),
-          ...action.headers,
+          ...made.headers,
         });
         res.end(body);
       });
