@@ -49,6 +49,7 @@ const FIELDS: Record<keyof Fields, 'required' | 'optional'> = {
   destinationDigest: 'optional',
   bytes: 'required',
   blobsCopied: 'required',
+  blobsMounted: 'required',
   blobsSkipped: 'required',
   durationMs: 'required',
   lastErrorCode: 'optional',
@@ -207,6 +208,7 @@ export class DynamoDbStatusStore implements StatusStore {
     }
     return {
       ...(fields as unknown as Fields),
+      blobsMounted: record.blobsMounted ?? 0,
       status,
       eventTime: toIsoTime(record.eventTime, 'eventTime'),
       startedAt: toIsoTime(record.startedAt, 'startedAt'),
@@ -333,10 +335,18 @@ function pick(item: Item, names: readonly string[]): Item {
   return out;
 }
 
+/** Items written before `blobsMounted` existed read as 0 mounted. */
+const withMounted = <T extends { blobsMounted?: number }>(value: T): T => ({
+  ...value,
+  blobsMounted: value.blobsMounted ?? 0,
+});
+
 function toRecord(item: Item): MirrorRecord {
-  return pick(item, [...FIELD_NAMES, 'attempts']) as unknown as MirrorRecord;
+  return withMounted(pick(item, [...FIELD_NAMES, 'attempts']) as unknown as MirrorRecord);
 }
 
 function toHistory(item: Item): HistoryEntry {
-  return pick(item, [...FIELD_NAMES, 'attempts', 'written', TTL_ATTRIBUTE]) as unknown as HistoryEntry;
+  return withMounted(
+    pick(item, [...FIELD_NAMES, 'attempts', 'written', TTL_ATTRIBUTE]) as unknown as HistoryEntry,
+  );
 }

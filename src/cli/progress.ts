@@ -59,7 +59,7 @@ export function formatSummary(summary: CopySummary): string {
     s.upToDate ? `Up to date: ${s.destination}` : `Copied ${s.source}`,
     s.upToDate ? `  source ${s.source}` : `    to   ${s.destination}`,
     `  manifests: ${s.manifests.copied} copied, ${s.manifests.skipped} already present`,
-    `  blobs:     ${s.blobs.copied} copied, ${s.blobs.skipped} already present, ${formatBytes(s.bytes)} sent`,
+    `  blobs:     ${s.blobs.copied} copied, ${s.blobs.skipped} already present, ${s.blobs.mounted} mounted, ${formatBytes(s.bytes)} sent`,
     `  referrers: ${s.referrers}`,
     `  ${s.seconds.toFixed(2)} s, ${s.requests.source} requests to the source, ${s.requests.destination} to the destination`,
   ];

@@ -14,6 +14,13 @@ const RESET = '\x1b[0m';
 
 const shortDigest = (d: string | undefined): string => (d ? d.replace(/^sha256:/, '').slice(0, 12) : '-');
 
+/** Blobs uploaded/mounted/already there: `3/2/1`; `-` when the attempt moved none. */
+function blobCounts(r: MirrorRecord): string {
+  const mounted = r.blobsMounted ?? 0;
+  if (r.blobsCopied + mounted + r.blobsSkipped === 0) return '-';
+  return `${r.blobsCopied}/${mounted}/${r.blobsSkipped}`;
+}
+
 /** Renders status records as an aligned table, newest first, with the status coloured on a terminal. */
 export function renderTable(records: readonly MirrorRecord[], colour: boolean): string {
   const header = [
@@ -24,6 +31,7 @@ export function renderTable(records: readonly MirrorRecord[], colour: boolean): 
     'DESTINATION',
     'DIGEST',
     'SIZE',
+    'BLOBS',
     'TRIES',
     'ERROR',
   ];
@@ -38,6 +46,7 @@ export function renderTable(records: readonly MirrorRecord[], colour: boolean): 
         : `${r.destinationId}:${r.destinationRepository}`,
       shortDigest(r.sourceDigest),
       r.bytes > 0 ? formatBytes(r.bytes) : '-',
+      blobCounts(r),
       String(r.attempts),
       r.lastErrorCode ? `${r.lastErrorCode}: ${r.lastErrorMessage ?? ''}` : '',
     ])

@@ -5,13 +5,23 @@ import { describeError, MirrorError, throwIfAborted } from '../errors';
 import type { PutManifestResult, RegistryClient } from '../registry/registry';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from '../registry/retry';
 import { createLimiter } from '../util/limit';
+import { BlobLedger, type BlobOutcome, type MountSource } from './blob-ledger';
 import type { CopyEvent } from './events';
 
 /** Blobs in flight at once; chosen by `npm run bench` (see README, "Benchmark"). */
 export const DEFAULT_BLOB_CONCURRENCY = 6;
 
 export interface CopierOptions {
+  /** Blobs in flight at once for this copy (ignored when `limit` is given). */
   concurrency?: number;
+  /** Blob transfers in flight, shared with other copies (a `sync` run bounds them all together). */
+  limit?: <T>(task: () => Promise<T>) => Promise<T>;
+  /**
+   * What this runtime knows of blobs at destinations, shared by its copies: a blob moves once per
+   * destination repository, and is mounted from another repository of the registry where it can be.
+   * Without it the copy keeps a ledger of its own.
+   */
+  blobs?: BlobLedger;
   /** Retries of a whole blob transfer (a fresh download and upload session each time). */
   retry?: RetryPolicy;
   onEvent?: (event: CopyEvent) => void;
@@ -26,8 +36,18 @@ export interface CopierOptions {
  * transfers never start.
  */
 export class Copier {
-  readonly stats = { manifestsCopied: 0, manifestsSkipped: 0, blobsCopied: 0, blobsSkipped: 0, bytes: 0 };
+  readonly stats = {
+    manifestsCopied: 0,
+    manifestsSkipped: 0,
+    blobsCopied: 0,
+    blobsMounted: 0,
+    blobsSkipped: 0,
+    bytes: 0,
+  };
   private readonly blobs = new Map<string, Promise<void>>();
+  private readonly ledger: BlobLedger;
+  /** Blobs taken as present on the ledger's word (no request): stale knowledge is looked at again. */
+  private trusted = 0;
   private readonly manifests = new Map<string, Promise<void>>();
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly retry: RetryPolicy;
@@ -43,7 +63,8 @@ export class Copier {
     readonly destinationRepository: string,
     private readonly options: CopierOptions = {},
   ) {
-    this.limit = createLimiter(options.concurrency ?? DEFAULT_BLOB_CONCURRENCY);
+    this.limit = options.limit ?? createLimiter(options.concurrency ?? DEFAULT_BLOB_CONCURRENCY);
+    this.ledger = options.blobs ?? new BlobLedger();
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
     // Every request in flight listens to it: dozens at a time are expected, not a leak.
@@ -88,9 +109,26 @@ export class Copier {
   /** Puts a manifest whose content is already in place (see copyContent). */
   async putManifest(manifest: Manifest, reference: string): Promise<PutManifestResult> {
     throwIfAborted(this.signal, `PUT manifest ${this.destinationRepository}:${reference}`);
-    const result = await this.destination.putManifest(this.destinationRepository, reference, manifest, {
-      signal: this.signal,
-    });
+    const put = () =>
+      this.destination.putManifest(this.destinationRepository, reference, manifest, { signal: this.signal });
+    let result: PutManifestResult;
+    try {
+      result = await put();
+    } catch (err) {
+      if (this.trusted === 0 || !(err instanceof MirrorError) || err.code !== 'NOT_FOUND') throw err;
+      // Content this runtime knew to be there is not (the repository was deleted and made again, say):
+      // forget what we knew of the repository, and look again blob by blob.
+      this.ledger.forgetRepository(this.destination.host, this.destinationRepository);
+      this.trusted = 0;
+      this.blobs.clear();
+      await this.copyContent(manifest);
+      result = await put();
+    }
+    this.ledger.committed(
+      this.destination.host,
+      this.destinationRepository,
+      blobsToCopy(manifest).map((b) => b.digest),
+    );
     this.stats.manifestsCopied++;
     this.emit({ type: 'manifest-done', digest: manifest.digest, reference, skipped: false });
     return result;
@@ -135,41 +173,73 @@ export class Copier {
     if (rejected) throw this.failed ? this.failed.error : rejected.reason;
   }
 
+  /**
+   * Copies a blob unless the destination repository has it; once per run, and once per runtime: a
+   * blob another copy is moving into the same repository is waited for (outside the limiter, so no
+   * slot is held while waiting), and one known to be there is not asked about again.
+   */
   copyBlob(blob: Descriptor): Promise<void> {
     let task = this.blobs.get(blob.digest);
     if (!task) {
-      task = this.guard(() => this.limit(() => this.transferBlob(blob)));
+      task = this.guard(async () => {
+        const { own } = await this.ledger.claim(
+          this.destination.host,
+          this.destinationRepository,
+          blob.digest,
+          () => this.limit(() => this.transferBlob(blob)),
+          this.signal,
+        );
+        if (own) return;
+        // Another copy in this runtime moved it, or it is known to be there: taken on trust.
+        this.trusted++;
+        this.stats.blobsSkipped++;
+        this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: true });
+      });
       this.blobs.set(blob.digest, task);
     }
     return task;
   }
 
-  private async transferBlob(blob: Descriptor): Promise<void> {
+  private async transferBlob(blob: Descriptor): Promise<BlobOutcome> {
     const { signal } = this;
+    const { host } = this.destination;
+    const repository = this.destinationRepository;
     const what = `blob ${blob.digest}`;
     throwIfAborted(signal, what); // queued while another part failed: never started
-    if (await this.destination.hasBlob(this.destinationRepository, blob.digest, { signal })) {
+    if (await this.destination.hasBlob(repository, blob.digest, { signal })) {
       this.stats.blobsSkipped++;
       this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: true });
-      return;
+      return 'present';
     }
     this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size });
     const onBytes = (bytes: number): void => this.emit({ type: 'blob-bytes', bytes });
-    await withRetry(
+    let source: MountSource | undefined;
+    const result = await withRetry(
       this.retry,
-      () =>
-        this.destination.putBlob(
-          this.destinationRepository,
+      () => {
+        // Asked anew on each attempt: what the ledger knows, and what the registry allows, grows.
+        source = this.ledger.mountSource(host, repository, blob.digest);
+        return this.destination.putBlob(
+          repository,
           blob,
           () => this.source.getBlob(this.sourceRepository, blob, { signal, onBytes }),
-          { signal },
-        ),
+          { signal, ...(source && { mountFrom: source.repository }) },
+        );
+      },
       (err, attempt, delayMs) =>
         this.emit({ type: 'retry', what, attempt, delayMs, error: describeError(err) }),
       signal,
     );
+    if (source)
+      this.ledger.mountAnswered(host, source, result.mounted ? 'mounted' : (result.mount ?? 'failed'));
+    if (result.mounted) {
+      this.stats.blobsMounted++;
+      this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: false, mounted: true });
+      return 'mounted';
+    }
     this.stats.blobsCopied++;
     this.stats.bytes += blob.size;
     this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: false });
+    return 'copied';
   }
 }

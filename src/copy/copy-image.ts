@@ -131,7 +131,7 @@ async function copyWith(
     mediaType: written?.mediaType ?? mediaType ?? existing?.mediaType ?? 'unknown',
     upToDate,
     manifests: { copied: s.manifestsCopied, skipped: s.manifestsSkipped + (upToDate ? 1 : 0) },
-    blobs: { copied: s.blobsCopied, skipped: s.blobsSkipped },
+    blobs: { copied: s.blobsCopied, mounted: s.blobsMounted, skipped: s.blobsSkipped },
     bytes: s.bytes,
     referrers,
     seconds: Math.round(performance.now() - started) / 1000,

@@ -2,7 +2,8 @@
 export type CopyEvent =
   | { type: 'blob-start'; digest: string; size: number }
   | { type: 'blob-bytes'; bytes: number }
-  | { type: 'blob-done'; digest: string; size: number; skipped: boolean }
+  /** `mounted`: the registry linked it from another of its repositories; no byte was sent. */
+  | { type: 'blob-done'; digest: string; size: number; skipped: boolean; mounted?: boolean }
   | { type: 'manifest-done'; digest: string; reference: string; skipped: boolean }
   | { type: 'retry'; what: string; attempt: number; delayMs: number; error: string };
 
@@ -15,7 +16,8 @@ export interface CopySummary {
   /** The destination already held this digest under the tag: nothing was sent. */
   upToDate: boolean;
   manifests: { copied: number; skipped: number };
-  blobs: { copied: number; skipped: number };
+  /** Blobs uploaded, mounted from another repository of the destination registry, already there. */
+  blobs: { copied: number; mounted: number; skipped: number };
   /** Blob bytes sent to the destination. */
   bytes: number;
   /**

@@ -111,6 +111,7 @@ async function mirrorTo(
     startedAt,
     bytes: 0,
     blobsCopied: 0,
+    blobsMounted: 0,
     blobsSkipped: 0,
     durationMs: 0,
   };
@@ -183,7 +184,7 @@ async function mirrorTo(
 
 type PushResult = Pick<
   FinishWrite,
-  'status' | 'sourceDigest' | 'destinationDigest' | 'bytes' | 'blobsCopied' | 'blobsSkipped'
+  'status' | 'sourceDigest' | 'destinationDigest' | 'bytes' | 'blobsCopied' | 'blobsMounted' | 'blobsSkipped'
 >;
 
 async function pushTo(
@@ -208,6 +209,7 @@ async function pushTo(
     copyImage(rt.source, at(rt.sourceHost, action.repository), dest.registry, at(dest.host, repository), {
       referrers: rt.config.referrers,
       concurrency: rt.config.blobConcurrency,
+      ...(rt.blobs && { blobs: rt.blobs }),
       ...(options.signal && { signal: options.signal }),
     });
   let summary: Awaited<ReturnType<typeof copy>>;
@@ -220,6 +222,7 @@ async function pushTo(
       throw err;
     }
     dest.repositories.forget(repository);
+    rt.blobs?.forgetRepository(dest.host, repository);
     if ((await ensure()) !== 'created') throw err;
     summary = await copy();
   }
@@ -229,6 +232,7 @@ async function pushTo(
     destinationDigest: summary.digest,
     bytes: summary.bytes,
     blobsCopied: summary.blobs.copied,
+    blobsMounted: summary.blobs.mounted,
     blobsSkipped: summary.blobs.skipped,
   };
 }
@@ -266,7 +270,13 @@ async function finish(
   const standing = written ? undefined : await settleStanding(rt, destination, result);
   return {
     destination,
-    record: standing ?? record ?? { ...result, attempts: 0, updatedAt: new Date().toISOString() },
+    record: standing ??
+      record ?? {
+        ...result,
+        blobsMounted: result.blobsMounted ?? 0,
+        attempts: 0,
+        updatedAt: new Date().toISOString(),
+      },
     written,
     announce: written || standing?.lastErrorCode === CORRECTED,
     ...(error && { error }),

@@ -1,4 +1,5 @@
 import type { Destination, MirrorConfig, RepositorySettings } from '../config/config';
+import type { BlobLedger } from '../copy/blob-ledger';
 import type { RegistryClient } from '../registry/registry';
 import type { MirrorRecord } from '../status/schema';
 import type { StatusStore } from '../status/store';
@@ -62,4 +63,11 @@ export interface MirrorRuntime {
   sourceHost: string;
   source: RegistryClient;
   destination(d: Destination): DestinationClients;
+  /**
+   * Blobs at the destinations, shared by every copy of this runtime (the records of a batch, and the
+   * batches a warm container handles later): each moves once per destination repository, and is
+   * mounted from another repository of the same registry where it can be. Without it each copy
+   * keeps its own.
+   */
+  blobs?: BlobLedger;
 }

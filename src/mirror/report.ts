@@ -16,6 +16,7 @@ export function report(o: DestinationOutcome): void {
     status: r.status,
     bytes: r.bytes,
     blobsCopied: r.blobsCopied,
+    blobsMounted: r.blobsMounted,
     blobsSkipped: r.blobsSkipped,
     durationMs: r.durationMs,
     superseded: !o.written,

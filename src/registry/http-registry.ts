@@ -6,7 +6,15 @@ import { MANIFEST_MEDIA_TYPES, MediaType, normalizeMediaType } from '../core/med
 import { REFERRER_LIMITS } from '../core/referrers';
 import { type ErrorCode, MirrorError } from '../errors';
 import { redactUrl } from './errors';
-import type { BlobSource, CallOptions, GetBlobOptions, PutManifestResult, RegistryClient } from './registry';
+import type {
+  BlobSource,
+  CallOptions,
+  GetBlobOptions,
+  PutBlobOptions,
+  PutBlobResult,
+  PutManifestResult,
+  RegistryClient,
+} from './registry';
 import { withRetry } from './retry';
 import {
   header,
@@ -205,8 +213,13 @@ export class HttpRegistry implements RegistryClient {
     return verified;
   }
 
-  putBlob(repository: string, blob: Descriptor, open: BlobSource, options: CallOptions = {}): Promise<void> {
-    return this.uploader.upload(repository, blob, open, options.signal);
+  putBlob(
+    repository: string,
+    blob: Descriptor,
+    open: BlobSource,
+    options: PutBlobOptions = {},
+  ): Promise<PutBlobResult> {
+    return this.uploader.upload(repository, blob, open, options.signal, options.mountFrom);
   }
 
   /**

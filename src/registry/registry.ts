@@ -20,6 +20,21 @@ export interface GetBlobOptions extends CallOptions {
   onBytes?: (n: number) => void;
 }
 
+export interface PutBlobOptions extends CallOptions {
+  /**
+   * Another repository of the same registry that holds the blob: the registry is asked to mount it
+   * from there (`POST …/blobs/uploads/?mount=<digest>&from=<repository>`) before any byte is sent.
+   */
+  mountFrom?: string;
+}
+
+/** How a blob got into the repository, and what a mount attempt was answered, when one was made. */
+export interface PutBlobResult {
+  mounted: boolean;
+  /** `refused`: 202, the registry wanted the bytes (uploaded into that session); `failed`: an error. */
+  mount?: 'refused' | 'failed';
+}
+
 export interface PutManifestResult {
   digest: string;
   /** Set when the registry indexed the manifest's subject itself (OCI 1.1 `OCI-Subject`). */
@@ -52,8 +67,16 @@ export interface RegistryClient {
    * The signal aborts the stream too, while it is being read.
    */
   getBlob(repository: string, blob: Descriptor, options?: GetBlobOptions): Promise<Readable>;
-  /** An aborted upload cancels its session at the registry, best effort. */
-  putBlob(repository: string, blob: Descriptor, open: BlobSource, options?: CallOptions): Promise<void>;
+  /**
+   * Uploads a blob, or mounts it from `options.mountFrom` when the registry agrees; a refused or failed
+   * mount falls back to the upload. An aborted upload cancels its session at the registry, best effort.
+   */
+  putBlob(
+    repository: string,
+    blob: Descriptor,
+    open: BlobSource,
+    options?: PutBlobOptions,
+  ): Promise<PutBlobResult>;
   /** The OCI 1.1 referrers of a manifest; undefined when the registry has no referrers API. */
   referrers(repository: string, digest: string, options?: CallOptions): Promise<Descriptor[] | undefined>;
   /** Tags of a repository, every page followed. */

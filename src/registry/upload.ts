@@ -3,7 +3,7 @@ import type { Descriptor } from '../core/descriptor';
 import { MirrorError } from '../errors';
 import { RegistryError } from './errors';
 import { releaseReadBuffer } from './read-buffers';
-import type { BlobSource } from './registry';
+import type { BlobSource, PutBlobResult } from './registry';
 import { header, type Transport } from './transport';
 
 /** ECR refuses chunks under 5 MiB (`LayerPartTooSmallException`) but for the last. */
@@ -43,12 +43,62 @@ export class BlobUploader {
     }
   }
 
-  async upload(repository: string, blob: Descriptor, open: BlobSource, signal?: AbortSignal): Promise<void> {
+  /**
+   * Uploads the blob; with `mountFrom`, first asks the registry to mount it from that repository of
+   * its own. A 202 to the mount is an ordinary upload session, which the bytes then go into; a failed
+   * mount falls back to a fresh upload.
+   */
+  async upload(
+    repository: string,
+    blob: Descriptor,
+    open: BlobSource,
+    signal?: AbortSignal,
+    mountFrom?: string,
+  ): Promise<PutBlobResult> {
     try {
-      await this.transfer(repository, blob, open, signal);
+      if (mountFrom === undefined) {
+        await this.transfer(repository, blob, open, signal);
+        return { mounted: false };
+      }
+      const tried = await this.mount(repository, blob, mountFrom, signal);
+      if (tried.mounted) return { mounted: true };
+      await this.transfer(repository, blob, open, signal, tried.session);
+      return { mounted: false, mount: tried.answer };
     } catch (err) {
       throw asUploadRefused(err);
     }
+  }
+
+  private async mount(
+    repository: string,
+    blob: Descriptor,
+    from: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ mounted: true } | { mounted: false; answer: 'refused' | 'failed'; session?: URL }> {
+    const query = new URLSearchParams({ mount: blob.digest, from });
+    let res: Awaited<ReturnType<Transport['send']>>;
+    try {
+      res = await this.transport.send({
+        ...(signal && { signal }),
+        method: 'POST',
+        url: `/v2/${repository}/blobs/uploads/?${query}`,
+        repository,
+        push: true,
+        expect: [201, 202],
+        kind: 'upload',
+        what: `mount of ${blob.digest} from ${from} into ${repository}`,
+      });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      return { mounted: false, answer: 'failed' }; // not worth failing the copy for: upload instead
+    }
+    const location = header(res, 'location');
+    const digest = header(res, 'docker-content-digest');
+    await res.body.dump();
+    if (res.status === 201 && (digest === undefined || digest === blob.digest)) return { mounted: true };
+    if (res.status === 202 && location)
+      return { mounted: false, answer: 'refused', session: new URL(location, res.url) };
+    return { mounted: false, answer: 'failed' };
   }
 
   private async transfer(
@@ -56,12 +106,13 @@ export class BlobUploader {
     blob: Descriptor,
     open: BlobSource,
     signal: AbortSignal | undefined,
+    session?: URL,
   ): Promise<void> {
     if (this.mode === 'chunked' || (this.mode === 'auto' && this.monolithicRefused)) {
-      return this.chunked(repository, blob, open, signal);
+      return this.chunked(repository, blob, open, signal, session);
     }
     try {
-      await this.monolithic(repository, blob, open, signal);
+      await this.monolithic(repository, blob, open, signal, session);
     } catch (err) {
       if (this.mode !== 'auto' || !isMonolithicRefusal(err)) throw err;
       this.monolithicRefused = true;
@@ -95,13 +146,14 @@ export class BlobUploader {
     blob: Descriptor,
     open: BlobSource,
     signal: AbortSignal | undefined,
+    started?: URL,
   ): Promise<void> {
     // The upload session and the download start together: one round trip less on every blob. Until
     // the PUT reads the download, an error on it (a reset) is held here rather than thrown unheard.
     let early: unknown;
     const held = (body: Readable): Readable => body.once('error', (err) => (early ??= err));
     const [session, source] = await Promise.allSettled([
-      this.start(repository, blob, signal),
+      started ?? this.start(repository, blob, signal),
       open().then(held),
     ]);
     if (session.status === 'rejected') {
@@ -142,8 +194,9 @@ export class BlobUploader {
     blob: Descriptor,
     open: BlobSource,
     signal: AbortSignal | undefined,
+    started?: URL,
   ): Promise<void> {
-    let location = await this.start(repository, blob, signal);
+    let location = started ?? (await this.start(repository, blob, signal));
     let source: Readable | undefined;
     try {
       source = await open();

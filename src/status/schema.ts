@@ -36,7 +36,14 @@ export interface MirrorRecord extends RecordKey {
   sourceDigest?: string;
   destinationDigest?: string;
   bytes: number;
+  /** Blobs uploaded to the destination. */
   blobsCopied: number;
+  /**
+   * Blobs the destination registry mounted from another of its repositories (no bytes sent); 0 on
+   * records written before mounting existed.
+   */
+  blobsMounted: number;
+  /** Blobs the destination already had. */
   blobsSkipped: number;
   durationMs: number;
   /** Attempts recorded for this item so far, this one included. */

@@ -11,10 +11,12 @@ export type FinalStatus = Exclude<MirrorStatus, 'in_progress'>;
 /**
  * What a writer supplies. The store keeps `attempts` itself (any value given is ignored) and stamps
  * `updatedAt` with its clock when absent. Times may be any ISO-8601 form; they are stored normalised.
+ * `blobsMounted` is 0 when absent.
  */
-export type StatusWrite = Omit<MirrorRecord, 'attempts' | 'updatedAt'> & {
+export type StatusWrite = Omit<MirrorRecord, 'attempts' | 'updatedAt' | 'blobsMounted'> & {
   attempts?: number;
   updatedAt?: string;
+  blobsMounted?: number;
 };
 
 /** `begin` always writes `in_progress`, whatever status is given. */

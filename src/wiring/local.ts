@@ -3,6 +3,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
 import { DynamoResyncLog } from '../aws/resync-log';
 import type { MirrorConfig } from '../config/config';
+import { BlobLedger } from '../copy/blob-ledger';
 import { ecrHost } from '../core/ecr-host';
 import { LOCAL_PASSWORD, LOCAL_USER } from '../local/registry-server';
 import type { DeadLetter, DestinationClients, MirrorRuntime } from '../mirror/ports';
@@ -51,6 +52,7 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
     redelivery: undefined,
     sourceHost,
     source,
+    blobs: new BlobLedger(),
     destination(d) {
       let clients = destinations.get(d.id);
       if (!clients) {

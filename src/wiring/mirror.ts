@@ -6,6 +6,7 @@ import { DynamoDbStatusStore } from '../aws/dynamodb-status-store';
 import { Notifier } from '../aws/notifier';
 import { QueueRedelivery } from '../aws/redelivery';
 import type { MirrorConfig } from '../config/config';
+import { BlobLedger } from '../copy/blob-ledger';
 import { ecrHost } from '../core/ecr-host';
 import type { MirrorRuntime } from '../mirror/ports';
 import { type AwsOptions, awsDestinations, registryAccess } from './destinations';
@@ -29,5 +30,7 @@ export function mirrorRuntime(config: MirrorConfig, options: AwsOptions = {}): M
     // The function's own role reads the source account.
     source: openAwsRegistry(sourceHost, registryAccess(config, options)),
     destination: awsDestinations(config, options),
+    // One per container: the records of a batch, and later batches while the function is warm.
+    blobs: new BlobLedger(),
   };
 }

@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoDbStatusStore, type DynamoDbStatusStoreOptions } from '../../src/aws/dynamodb-status-store';
 import { createStatusTable, tableDefinition } from '../../src/aws/status-table';
 import { MirrorError } from '../../src/errors';
-import type { MirrorRecord, RecordKey } from '../../src/status/schema';
+import { currentSortKey, type MirrorRecord, partitionKey, type RecordKey } from '../../src/status/schema';
 import type { BeginWrite, FinishWrite } from '../../src/status/store';
 
 // dynalite ships no types; it is an http.Server with a DynamoDB API behind it.
@@ -83,6 +84,7 @@ function finished(
     destinationDigest: `sha256:${'a'.repeat(64)}`,
     bytes: 1234,
     blobsCopied: 3,
+    blobsMounted: 2,
     blobsSkipped: 1,
     durationMs: 250,
     updatedAt: at(startSecond + 1),
@@ -112,6 +114,7 @@ describe('DynamoDbStatusStore writes', () => {
       destinationDigest: `sha256:${'a'.repeat(64)}`,
       bytes: 1234,
       blobsCopied: 3,
+      blobsMounted: 2,
       blobsSkipped: 1,
       durationMs: 250,
       attempts: 2,
@@ -124,6 +127,23 @@ describe('DynamoDbStatusStore writes', () => {
     // Exactly these fields: no lastError left over, no key or index attributes leaking out.
     expect(await store.get(k)).toEqual(expected);
     expect(await store.get(key('team/round-trip', 'v2'))).toBeUndefined();
+  });
+
+  test('an item written before blobsMounted existed reads as 0 mounted, and a write without it stores 0', async () => {
+    const k = key('team/older-item');
+    const { blobsMounted: _, ...withoutMounted } = finished(k, 1, 2);
+    await store.finish(withoutMounted);
+    expect(await store.get(k)).toMatchObject({ blobsMounted: 0, blobsCopied: 3 });
+    // As an older version of the mirror left it: the attribute absent.
+    await DynamoDBDocumentClient.from(client).send(
+      new UpdateCommand({
+        TableName: TABLE,
+        Key: { pk: partitionKey(k.sourceRepository), sk: currentSortKey(k) },
+        UpdateExpression: 'REMOVE blobsMounted',
+      }),
+    );
+    expect(await store.get(k)).toMatchObject({ blobsMounted: 0 });
+    expect((await store.history(k))[0]).toMatchObject({ blobsMounted: 0 });
   });
 
   test('attempts counts attempts: begin+finish once, finish alone once, repeats not at all', async () => {

@@ -53,7 +53,7 @@ beforeAll(async () => {
     lastErrorMessage: 'PUT manifest team/api:v1: ECONNRESET',
     bytes: 0,
   });
-  await record('team/api', 'v10', 'prod-eu', 'skipped', 3);
+  await record('team/api', 'v10', 'prod-eu', 'skipped', 3, { blobsCopied: 0, blobsMounted: 2, bytes: 0 });
   await record('team/web', 'latest', 'prod-eu', 'conflict', 30, {
     lastErrorCode: 'TAG_IMMUTABLE',
     lastErrorMessage: 'tag is immutable',
@@ -108,7 +108,12 @@ test('--failed covers failures and conflicts within --since, through the status 
 test('table and summary line', async () => {
   const rows = await queryStatus(store, 'team/api', {}, NOW);
   const plain = renderTable(rows, false);
-  expect(plain.split('\n')[0]).toMatch(/^UPDATED +STATUS +REPOSITORY +TAG\/DIGEST +DESTINATION/);
+  expect(plain.split('\n')[0]).toMatch(
+    /^UPDATED +STATUS +REPOSITORY +TAG\/DIGEST +DESTINATION +DIGEST +SIZE +BLOBS +TRIES +ERROR$/,
+  );
+  // Blobs uploaded/mounted/already there.
+  expect(plain).toMatch(/ v10 .* 0\/2\/1 /);
+  expect(plain).toMatch(/ v1 .*prod-eu .* 3\/0\/1 /);
   expect(plain).toContain('NETWORK: PUT manifest team/api:v1: ECONNRESET');
   expect(plain).toContain('1.5 MB');
   expect(plain).not.toContain('\x1b[');
@@ -131,7 +136,14 @@ test('the status command reads the table (SDK endpoint from AWS_ENDPOINT_URL_DYN
   expect(text.stdout).toMatch(/prod-us +\w+ +1\.5 MB|failed/);
   expect(text.stdout.trim().split('\n').pop()).toBe('2 records: 1 failed, 1 succeeded');
   const json = await run(['status', 'team/api', '--json', '--table', TABLE]);
-  expect(JSON.parse(json.stdout)).toHaveLength(3);
+  const records = JSON.parse(json.stdout);
+  expect(records).toHaveLength(3);
+  expect(records.find((r: { reference: string }) => r.reference === 'v10')).toMatchObject({
+    blobsCopied: 0,
+    blobsMounted: 2,
+    blobsSkipped: 1,
+  });
+  expect(text.stdout).toMatch(/ BLOBS /);
   const missing = await run(['status', '--table', 'no-such-table']);
   expect(missing.code).toBe(1);
   expect(missing.stderr).toMatch(/^ecr-mirror: AWS_ERROR: .*no-such-table/);

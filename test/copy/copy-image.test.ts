@@ -133,7 +133,7 @@ test.each(['oci', 'docker'] as const)(
     expect(s.digest).toBe(index.descriptor.digest);
     expect(s.manifests).toEqual({ copied: 3, skipped: 0 });
     // shared layer + 2 own layers + 2 configs
-    expect(s.blobs).toEqual({ copied: 5, skipped: 0 });
+    expect(s.blobs).toEqual({ copied: 5, mounted: 0, skipped: 0 });
     expect(dst.counts.upload).toBe(10); // POST + PUT per blob: the shared one once
     await expectSameImage(repo, repo, 'latest', []);
     for (const child of [amd, arm]) {
@@ -175,7 +175,7 @@ test('blobs the destination already has are not sent; a moved tag is updated', a
   await copy('layers:v1', 'layers:v1');
   const next = await pushImage(a, 'layers', 'v1', { layers: [...base.layers, 10_000] });
   const s = await copy('layers:v1', 'layers:v1');
-  expect(s.blobs).toEqual({ copied: 2, skipped: 2 }); // new layer + new config; the two old layers stay
+  expect(s.blobs).toEqual({ copied: 2, mounted: 0, skipped: 2 }); // new layer + new config; the two old layers stay
   expect((await getManifest(b, 'layers', 'v1')).digest).toBe(next.manifest.digest);
 });
 
