@@ -146,6 +146,12 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       why: 'POST: an upload session',
     },
     {
+      action: 'ecr:GetDownloadUrlForLayer',
+      caller: 'destination',
+      via: 'registry',
+      why: 'POST ?mount=&from=: ECR mounts a layer from another mirrored repository only for a caller that may download it there (blob mounting)',
+    },
+    {
       action: 'ecr:UploadLayerPart',
       caller: 'destination',
       via: 'registry',

@@ -28,7 +28,7 @@ import { mirrorRuntime } from '../../src/wiring/mirror';
 import { resyncServices } from '../../src/wiring/resync';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
-import { pushImage, pushManifest } from '../support/content';
+import { getBlob, pushBlob, pushImage, pushManifest } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
 import { type FaultProxy, type SeenRequest, startFaultProxy } from '../support/fault-proxy';
 import { startRegistry, type TestRegistry } from '../support/registry';
@@ -66,6 +66,10 @@ function registryAction(req: SeenRequest): string[] {
     // ListImageReferrers, and the registry's referrers API, are authorized as BatchGetImage.
     ['GET', /\/referrers\/sha256:[a-f0-9]+$/, ['ecr:BatchGetImage']],
   ];
+  if (req.method === 'POST' && /\/blobs\/uploads\/$/.test(path) && /[?&]mount=/.test(query)) {
+    // A cross-repository mount: ECR wants download rights on the repository it mounts from.
+    return ['ecr:InitiateLayerUpload', 'ecr:GetDownloadUrlForLayer'];
+  }
   if (req.method === 'PUT' && /\/blobs\/uploads\/[^/]+$/.test(path)) {
     // The last PUT of an upload completes it; with a body it also carries bytes.
     const bytes = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'];
@@ -228,6 +232,13 @@ test('the mirror function performs exactly the SDK and registry actions listed f
   expect((await handler(sqsEvent(push()), context)).batchItemFailures).toEqual([]);
   // A late, older event: its result loses to the standing one, which is read back and checked.
   expect((await handler(sqsEvent(sqsRecord(late)), context)).batchItemFailures).toEqual([]);
+  // Another repository built on the same layer: mounted from team/new, where an image now uses it.
+  const shared = img.layers[0]!;
+  await pushBlob(a, 'team/sibling', await getBlob(a, 'team/new', shared.digest), shared.mediaType);
+  const sibling = await pushImage(a, 'team/sibling', 'v1', { layers: [shared] });
+  const mounted = sqsRecord(event('push', 'team/sibling', 'v1', sibling.manifest.digest));
+  expect((await handler(sqsEvent(mounted), context)).batchItemFailures).toEqual([]);
+  expect(destination.seen('POST', /mount=/).map((r) => r.status)).toEqual([201]);
   // A destination that answers 503: the message is retried after a backoff the mirror sets.
   const flaky = await pushImage(a, 'team/flaky', 'v1', { layers: [1_000] });
   destination.fault({

@@ -117,10 +117,12 @@ describe('infra/destination-role.yml', () => {
       expect(onlyWhen(option).length).toBeGreaterThan(0);
       expect(actions({ ...ALL_OFF, [option]: true })).toEqual([...always, ...onlyWhen(option)].sort());
     }
-    // Neither blob downloads nor DescribeImages: nothing calls them at a destination.
-    for (const action of ['ecr:GetDownloadUrlForLayer', 'ecr:DescribeImages']) {
-      expect(statementsFor(statementsWhen(ALL_ON), action)).toEqual([]);
-    }
+    // No DescribeImages: nothing calls it at a destination. GetDownloadUrlForLayer is there for blob
+    // mounts only (ECR asks it of whoever mounts from a repository), on the same repositories.
+    expect(statementsFor(statementsWhen(ALL_ON), 'ecr:DescribeImages')).toEqual([]);
+    expect(
+      statementsFor(statementsWhen(ALL_ON), 'ecr:GetDownloadUrlForLayer').map((s) => s.Resource),
+    ).toEqual([REPOSITORIES]);
   });
 
   it('creates repositories and deletes images only when allowed', () => {
