@@ -1,8 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import type { Descriptor } from '../core/descriptor';
-import { blobsToCopy, type Manifest } from '../core/manifest';
+import { blobsToCopy, MAX_INDEX_DEPTH, type Manifest } from '../core/manifest';
 import { describeError, MirrorError, throwIfAborted } from '../errors';
-import type { PutManifestResult, RegistryClient } from '../registry/registry';
+import { RegistryError } from '../registry/errors';
+import type { PutBlobResult, PutManifestResult, RegistryClient } from '../registry/registry';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from '../registry/retry';
 import { createLimiter } from '../util/limit';
 import { BlobLedger, type BlobOutcome, type MountSource } from './blob-ledger';
@@ -101,8 +102,8 @@ export class Copier {
    * Copies what `manifest` references (blobs, or child manifests and theirs), then puts the manifest
    * itself under `reference`: a tag only ever points at content that is complete at the destination.
    */
-  async copyManifest(manifest: Manifest, reference: string): Promise<PutManifestResult> {
-    await this.copyContent(manifest);
+  async copyManifest(manifest: Manifest, reference: string, depth = 0): Promise<PutManifestResult> {
+    await this.copyContent(manifest, depth);
     return this.putManifest(manifest, reference);
   }
 
@@ -134,11 +135,20 @@ export class Copier {
     return result;
   }
 
-  /** Copies a manifest by digest unless the destination has it; once per run. */
-  copyManifestByDigest(descriptor: Descriptor): Promise<void> {
+  /**
+   * Copies a manifest by digest unless the destination has it; once per run. `depth`: how many
+   * indexes hold it, down from the top manifest; past MAX_INDEX_DEPTH the copy fails.
+   */
+  copyManifestByDigest(descriptor: Descriptor, depth = 0): Promise<void> {
     let task = this.manifests.get(descriptor.digest);
     if (!task) {
       task = this.guard(async () => {
+        if (depth > MAX_INDEX_DEPTH) {
+          throw new MirrorError(
+            'LIMIT_EXCEEDED',
+            `manifest ${descriptor.digest} is nested more than ${MAX_INDEX_DEPTH} levels deep in indexes`,
+          );
+        }
         const { signal } = this;
         const existing = await this.destination.headManifest(this.destinationRepository, descriptor.digest, {
           signal,
@@ -154,7 +164,7 @@ export class Copier {
           return;
         }
         const manifest = await this.source.getManifest(this.sourceRepository, descriptor.digest, { signal });
-        await this.copyManifest(manifest, descriptor.digest);
+        await this.copyManifest(manifest, descriptor.digest, depth);
       });
       this.manifests.set(descriptor.digest, task);
     }
@@ -162,10 +172,10 @@ export class Copier {
   }
 
   /** Copies what `manifest` references (blobs, or child manifests and theirs), not the manifest itself. */
-  async copyContent(manifest: Manifest): Promise<void> {
+  async copyContent(manifest: Manifest, depth = 0): Promise<void> {
     // Children and blobs start together; allSettled lets in-flight transfers end before we report.
     const tasks = [
-      ...manifest.manifests.map((child) => this.copyManifestByDigest(child)),
+      ...manifest.manifests.map((child) => this.copyManifestByDigest(child, depth + 1)),
       ...blobsToCopy(manifest).map((blob) => this.copyBlob(blob)),
     ];
     const results = await Promise.allSettled(tasks);
@@ -214,22 +224,37 @@ export class Copier {
     this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size });
     const onBytes = (bytes: number): void => this.emit({ type: 'blob-bytes', bytes });
     let source: MountSource | undefined;
+    let raced = false;
     const result = await withRetry(
       this.retry,
-      () => {
+      async (): Promise<PutBlobResult | 'present'> => {
         // Asked anew on each attempt: what the ledger knows, and what the registry allows, grows.
         source = this.ledger.mountSource(host, repository, blob.digest);
-        return this.destination.putBlob(
-          repository,
-          blob,
-          () => this.source.getBlob(this.sourceRepository, blob, { signal, onBytes }),
-          { signal, ...(source && { mountFrom: source.repository }) },
-        );
+        try {
+          return await this.destination.putBlob(
+            repository,
+            blob,
+            () => this.source.getBlob(this.sourceRepository, blob, { signal, onBytes }),
+            { signal, ...(source && { mountFrom: source.repository }) },
+          );
+        } catch (err) {
+          if (raced || !(err instanceof RegistryError) || err.ociCode !== 'DIGEST_INVALID') throw err;
+          raced = true;
+          // The bytes were checked on the way, so a DIGEST_INVALID is likely another writer's upload
+          // of the same blob crossing ours: look whether the blob is there now, else try once more.
+          if (await this.destination.hasBlob(repository, blob.digest, { signal })) return 'present';
+          throw new MirrorError('DIGEST_MISMATCH', err.message, { retryable: true, cause: err });
+        }
       },
       (err, attempt, delayMs) =>
         this.emit({ type: 'retry', what, attempt, delayMs, error: describeError(err) }),
       signal,
     );
+    if (result === 'present') {
+      this.stats.blobsSkipped++;
+      this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: true });
+      return 'present';
+    }
     if (source)
       this.ledger.mountAnswered(host, source, result.mounted ? 'mounted' : (result.mount ?? 'failed'));
     if (result.mounted) {

@@ -97,8 +97,7 @@ async function copyWith(
   let mediaType = resolved.mediaType;
   let childDigests: string[] = [];
   const manifest =
-    resolved.manifest ??
-    (upToDate ? undefined : await source.getManifest(sourceRef.repository, digest, { signal }));
+    resolved.manifest ?? (upToDate ? undefined : await announcedManifest(copier, sourceRef, digest));
   if (manifest) {
     mediaType = manifest.mediaType;
     childDigests = manifest.manifests.map((d) => d.digest);
@@ -174,9 +173,9 @@ async function writeTagFollowingSource(
       const after = await current();
       // Unchanged, or deleted since (a deletion is its own event): the write stands.
       if (after === undefined || after === manifest.digest) return manifest;
-      manifest = await source.getManifest(sourceRef.repository, after, { signal });
+      manifest = await announcedManifest(copier, sourceRef, after);
     } else {
-      manifest = await source.getManifest(sourceRef.repository, before, { signal });
+      manifest = await announcedManifest(copier, sourceRef, before);
     }
     if (round >= MAX_TAG_ROUNDS) {
       throw new MirrorError(
@@ -185,6 +184,24 @@ async function writeTagFollowingSource(
         { retryable: true },
       );
     }
+  }
+}
+
+/**
+ * The source manifest of `digest`, which a HEAD of `ref` announced. A registry that announces a
+ * digest it then does not serve gets a failure that says so, rather than a bare 404 for a digest
+ * the user never named. Retryable: the tag may have moved, and the old digest gone, in between.
+ */
+async function announcedManifest(copier: Copier, ref: Reference, digest: string): Promise<Manifest> {
+  try {
+    return await copier.source.getManifest(ref.repository, digest, { signal: copier.signal });
+  } catch (err) {
+    if (ref.digest !== undefined || !(err instanceof RegistryError) || err.status !== 404) throw err;
+    throw new MirrorError(
+      'REGISTRY_ERROR',
+      `source ${formatReference(ref)}: the registry announced ${digest} for ${ref.repository}:${ref.tag} but serves no manifest under that digest (HTTP 404)`,
+      { retryable: true, cause: err },
+    );
   }
 }
 

@@ -85,6 +85,18 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): Manifest
     );
   }
 
+  // A manifest must have the shape its type says, as containers/image (skopeo) requires: an index
+  // with `config` or `layers`, or an image with `manifests`, reads two ways (a registry serving an
+  // image under an index Content-Type made it an empty index): refused rather than guessed.
+  const stray = kind === 'index' ? ['config', 'layers'] : ['manifests'];
+  const found = stray.filter((field) => body[field] !== undefined);
+  if (found.length > 0) {
+    throw new MirrorError(
+      'MANIFEST_INVALID',
+      `ambiguous manifest: taken as ${mediaType}${body.mediaType === undefined ? ' (it declares no mediaType)' : ''}, yet it has ${found.map((f) => `"${f}"`).join(' and ')}`,
+    );
+  }
+
   const list = (field: string): Descriptor[] => {
     const value = body[field];
     if (value === undefined || value === null) return [];
@@ -131,3 +143,6 @@ export function blobsToCopy(manifest: Manifest): Descriptor[] {
   }
   return out.sort((a, b) => b.size - a.size);
 }
+
+/** Levels of indexes below a top manifest that a copy follows (index → index → … → image). */
+export const MAX_INDEX_DEPTH = 4;

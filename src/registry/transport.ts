@@ -42,6 +42,8 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
 const MAX_REDIRECTS = 10;
 const MAX_ERROR_BODY = 64 * 1024;
 const TOKEN_REFRESH_MARGIN_MS = 15_000;
+/** Seconds a token is kept at least, whatever its `expires_in` says (the token spec's default). */
+const MIN_TOKEN_LIFETIME_S = 60;
 
 export interface TransportOptions {
   /** `https://host` or, for `--insecure` and mapped endpoints, `http://127.0.0.1:5000`. */
@@ -223,6 +225,13 @@ export class Transport {
           });
         }
         url = new URL(location, url);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+          throw new RegistryError(
+            'REGISTRY_ERROR',
+            `${req.what}: redirect to ${url.protocol} refused (only http: and https: are followed)`,
+            { status: res.status },
+          );
+        }
         if (res.status === 303) {
           method = 'GET';
           body = undefined;
@@ -334,11 +343,31 @@ export class Transport {
   }
 
   private async requestToken(auth: Extract<AuthState, { scheme: 'bearer' }>, scope: string): Promise<Token> {
-    const url = new URL(auth.realm);
+    let url: URL;
+    try {
+      url = new URL(auth.realm);
+    } catch (err) {
+      throw new RegistryError('UNAUTHORIZED', `the registry's token realm is not a URL`, { cause: err });
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `the registry's token realm ${redactUrl(url)} is not http: or https:`,
+        {},
+      );
+    }
     if (auth.service) url.searchParams.set('service', auth.service);
     url.searchParams.set('scope', scope);
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
     const creds = await this.options.credentials();
+    if (creds && url.protocol === 'http:' && this.base.protocol === 'https:') {
+      // The registry itself is reached over TLS: its credentials do not go anywhere in clear text.
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `the registry ${this.base.host} (https) sends for tokens to ${redactUrl(url)}, plain http: refusing to send credentials there`,
+        {},
+      );
+    }
     if (creds) headers.authorization = basicAuthorization(creds);
     this.counts.token++;
     const deadline = new Deadline(this.timeouts.requestMs);
@@ -398,7 +427,10 @@ export class Transport {
     const value = parsed.token ?? parsed.access_token;
     if (!value)
       throw new RegistryError('UNAUTHORIZED', `token request for ${scope}: no token in the answer`, {});
-    const token = { value, expiresAt: Date.now() + (parsed.expires_in ?? 60) * 1000 };
+    // The token spec's default, and its floor: "a token should never be returned with less than 60
+    // seconds to live". Shorter lives would mean a token request for nearly every request.
+    const lifetime = Math.max(MIN_TOKEN_LIFETIME_S, Number(parsed.expires_in) || MIN_TOKEN_LIFETIME_S);
+    const token = { value, expiresAt: Date.now() + lifetime * 1000 };
     this.tokens.set(scope, token);
     return token;
   }

@@ -200,6 +200,61 @@ test('copies from a registry over TLS (manifests on node:https, blobs read into 
   }
 });
 
+test('an https registry whose token realm is plain http gets no credentials sent there', async () => {
+  await pushImage(a, 'cli/realm', 'v1', { layers: [1000] });
+  const proxy = await startFaultProxy(a);
+  const tlsDir = join(__dirname, '../fixtures/tls');
+  // The registry over TLS (a TLS front for the proxy); its Bearer realm in clear text, on the proxy.
+  const front = createTlsServer(
+    { key: readFileSync(join(tlsDir, 'localhost.key')), cert: readFileSync(join(tlsDir, 'localhost.crt')) },
+    (conn) => {
+      const upstream = connect(Number(proxy.host.split(':')[1]), '127.0.0.1');
+      conn.pipe(upstream).pipe(conn);
+      conn.on('error', () => upstream.destroy());
+      upstream.on('error', () => conn.destroy());
+    },
+  );
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  try {
+    proxy.fault({
+      method: 'GET',
+      path: /\/manifests\//,
+      action: {
+        type: 'status',
+        status: 401,
+        headers: { 'www-authenticate': `Bearer realm="${proxy.url}/token",service="registry"` },
+      },
+    });
+    proxy.fault({
+      method: 'GET',
+      path: /^\/token/,
+      action: { type: 'status', status: 200, body: { token: 't' } },
+    });
+    const port = (front.address() as AddressInfo).port;
+    const r = await run(
+      [
+        'copy',
+        '--src-creds',
+        CREDS,
+        '--dest-creds',
+        CREDS,
+        `127.0.0.1:${port}/cli/realm:v1`,
+        `${b.host}/cli/realm`,
+      ],
+      {
+        NODE_EXTRA_CA_CERTS: join(tlsDir, 'localhost.crt'),
+        REGISTRY_ENDPOINTS: JSON.stringify({ [b.host]: b.url }),
+      },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ecr-mirror: UNAUTHORIZED: .*plain http: refusing to send credentials there/);
+    expect(proxy.seen('GET', /^\/token/)).toEqual([]);
+  } finally {
+    front.close();
+    await proxy.close();
+  }
+});
+
 describe('--timeout and Ctrl-C', () => {
   /** A proxy whose layer GET runs at 20 KB/s (20 s in all), and a wait for that GET to end. */
   const slowSource = async (repo: string) => {

@@ -19,6 +19,29 @@ const code = (fn: () => unknown): string | undefined => {
 };
 
 describe('parseManifest', () => {
+  test.each([
+    ['an image without mediaType served as an index', { config: {}, layers: [] }, MediaType.OciIndex],
+    ['an index declaring config', { mediaType: MediaType.OciIndex, manifests: [], config: {} }, undefined],
+    [
+      'an image declaring manifests',
+      { mediaType: MediaType.OciManifest, config: {}, manifests: [] },
+      undefined,
+    ],
+    [
+      'a Docker list with layers',
+      { mediaType: MediaType.DockerManifestList, manifests: [], layers: [] },
+      undefined,
+    ],
+  ])('%s is ambiguous: MANIFEST_INVALID', (_name, body, contentType) => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, ...body }));
+    expect(() => parseManifest(bytes, contentType)).toThrow(
+      expect.objectContaining({
+        code: 'MANIFEST_INVALID',
+        message: expect.stringMatching(/^ambiguous manifest/),
+      }),
+    );
+  });
+
   test('Docker schema 2 manifest: config and layers, foreign layer left out of the copy', () => {
     const bytes = fixture('docker-manifest.json');
     const m = parseManifest(bytes, MediaType.DockerManifest);

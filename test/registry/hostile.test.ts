@@ -1,14 +1,16 @@
 import { inspect } from 'node:util';
 import { copyImage } from '../../src/copy/copy-image';
+import { MAX_INDEX_DEPTH } from '../../src/core/manifest';
+import { MediaType } from '../../src/core/media-types';
 import { parseReference } from '../../src/core/reference';
 import type { MirrorError } from '../../src/errors';
 import { openRegistry } from '../../src/registry/open';
 import type { RegistryClient } from '../../src/registry/registry';
 import type { RetryPolicy } from '../../src/registry/retry';
 import type { Timeouts } from '../../src/registry/transport';
-import { getManifest, pushImage } from '../support/content';
+import { getManifest, pushImage, pushIndex } from '../support/content';
 import { failure } from '../support/failure';
-import { type FaultProxy, type FaultRule, startFaultProxy } from '../support/fault-proxy';
+import { type FaultProxy, type FaultRule, ociError, startFaultProxy } from '../support/fault-proxy';
 import { startRegistry, TEST_CREDS, TEST_PASSWORD, type TestRegistry } from '../support/registry';
 
 /**
@@ -330,4 +332,172 @@ describe('idle timers judge the side that is idle (defect 4)', () => {
       FAST_RETRY.attempts,
     );
   });
+});
+
+describe('questionable behaviour, settled', () => {
+  test(`indexes nested more than ${MAX_INDEX_DEPTH} levels: LIMIT_EXCEEDED, nothing tagged; ${MAX_INDEX_DEPTH} are copied`, async () => {
+    const repo = 'settled/nested';
+    const image = await pushImage(a, repo, undefined, { layers: [1000] });
+    // index(1) → index(2) → … each holding the one below; the image at the bottom.
+    let below = image.manifest;
+    for (let level = 1; level <= MAX_INDEX_DEPTH + 1; level++) {
+      below = (await pushIndex(a, repo, `level-${level}`, [{ descriptor: below }])).descriptor;
+    }
+    const proxy = await proxyFor(b);
+    const copyTag = (tag: string) =>
+      copyImage(
+        client(a.host),
+        parseReference(`${a.host}/${repo}:${tag}`),
+        client(proxy.host),
+        parseReference(`${proxy.host}/${repo}:${tag}`),
+        { retry: FAST_RETRY },
+      );
+
+    // The image one level too deep: refused before any request for it, and nothing tagged.
+    const err = await failure(copyTag(`level-${MAX_INDEX_DEPTH + 1}`));
+    expect(err.code).toBe('LIMIT_EXCEEDED');
+    expect(err.message).toContain(`nested more than ${MAX_INDEX_DEPTH} levels`);
+    expect(proxy.requests.some((r) => r.path.includes(image.manifest.digest))).toBe(false);
+    expect((await getManifest(b, repo, `level-${MAX_INDEX_DEPTH + 1}`)).status).toBe(404);
+
+    // The image MAX_INDEX_DEPTH levels below the top index: copied.
+    const ok = await copyTag(`level-${MAX_INDEX_DEPTH}`);
+    expect(ok.manifests.copied).toBeGreaterThanOrEqual(1);
+    expect((await getManifest(b, repo, image.manifest.digest)).status).toBe(200);
+  });
+
+  test('a manifest without mediaType served as an index although it is an image: refused, nothing pushed', async () => {
+    const repo = 'settled/ambiguous';
+    const img = await pushImage(a, repo, 'v1', { layers: [1000] });
+    const body = JSON.parse(img.bytes.toString()) as Record<string, unknown>;
+    delete body.mediaType;
+    const bytes = Buffer.from(JSON.stringify(body));
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: /\/manifests\/v1$/,
+      action: {
+        type: 'answer',
+        answer: () => ({
+          status: 200,
+          headers: { 'content-type': MediaType.OciIndex },
+          body: bytes.toString(),
+        }),
+      },
+    });
+    const destination = await proxyFor(b);
+
+    const err = await failure(copy(client(proxy.host), client(destination.host), repo));
+
+    expect(err.code).toBe('MANIFEST_INVALID');
+    expect(err.message).toMatch(/ambiguous/);
+    expect(destination.requests.filter((r) => r.method === 'PUT')).toEqual([]);
+  });
+
+  test('a redirect to another scheme (gopher://) is refused, not followed as HTTP', async () => {
+    const repo = 'settled/gopher';
+    const img = await pushImage(a, repo, 'v1', { layers: [1000] });
+    const target = await proxyFor(a);
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: new RegExp(`/blobs/${img.layers[0]!.digest}$`),
+      action: {
+        type: 'status',
+        status: 307,
+        headers: { location: `gopher://${target.host}/v2/${repo}/blobs/${img.layers[0]!.digest}` },
+      },
+    });
+
+    const err = await failure(copy(client(proxy.host), client(b.host), repo));
+
+    expect(err.code).toBe('REGISTRY_ERROR');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('redirect to gopher:');
+    expect(target.requests).toEqual([]);
+  });
+
+  test('DIGEST_INVALID from the destination (another writer racing): checked, then tried once more', async () => {
+    const repo = 'settled/digest-invalid';
+    const img = await pushImage(a, repo, 'v1', { layers: [50_000] });
+    const layer = img.layers[0]!;
+    const destination = await proxyFor(b, {
+      method: 'PUT',
+      path: new RegExp(`/blobs/uploads/.*digest=${layer.digest.replace(':', '(:|%3A)')}`),
+      times: 1,
+      action: {
+        type: 'status',
+        status: 400,
+        body: ociError('DIGEST_INVALID', 'provided digest did not match'),
+      },
+    });
+
+    const summary = await copy(client(a.host), client(destination.host), repo);
+
+    expect(summary.blobs.copied).toBe(2);
+    expect(destination.seen('HEAD', new RegExp(`/blobs/${layer.digest}$`))).toHaveLength(2);
+    expect((await getManifest(b, repo, 'v1')).digest).toBe(img.manifest.digest);
+  });
+
+  test('DIGEST_INVALID for a blob another writer completed meanwhile: found present, not sent again', async () => {
+    const repo = 'settled/digest-present';
+    const img = await pushImage(a, repo, 'v1', { layers: [50_000] });
+    const layer = img.layers[0]!;
+    // The registry stores the blob, but answers as if the upload had lost a race.
+    const destination = await proxyFor(b, {
+      method: 'PUT',
+      path: new RegExp(`/blobs/uploads/.*digest=${layer.digest.replace(':', '(:|%3A)')}`),
+      times: 1,
+      action: {
+        type: 'rewriteStatus',
+        from: 201,
+        to: 400,
+        body: ociError('DIGEST_INVALID', 'digest mismatch'),
+      },
+    });
+
+    const summary = await copy(client(a.host), client(destination.host), repo);
+
+    expect(summary.blobs).toEqual({ copied: 1, skipped: 1 });
+    expect(
+      destination.seen('PUT', new RegExp(`digest=${layer.digest.replace(':', '(:|%3A)')}`)),
+    ).toHaveLength(1);
+    expect((await getManifest(b, repo, 'v1')).digest).toBe(img.manifest.digest);
+  });
+
+  test.each([false, true])(
+    'a tag HEAD announcing a digest that is not served (referrers: %s): says so',
+    async (referrers) => {
+      const repo = `settled/lying-head-${referrers}`;
+      const img = await pushImage(a, repo, 'v1', { layers: [1000] });
+      const lie = `sha256:${'0'.repeat(64)}`;
+      const proxy = await proxyFor(a, {
+        method: 'HEAD',
+        path: /\/manifests\/v1$/,
+        action: {
+          type: 'answer',
+          answer: () => ({
+            status: 200,
+            headers: {
+              'content-type': MediaType.OciManifest,
+              'docker-content-digest': lie,
+              'content-length': String(img.bytes.length),
+            },
+          }),
+        },
+      });
+
+      const err = await failure(
+        copyImage(
+          client(proxy.host),
+          parseReference(`${proxy.host}/${repo}:v1`),
+          client(b.host),
+          parseReference(`${b.host}/${repo}:v1`),
+          { retry: FAST_RETRY, referrers },
+        ),
+      );
+
+      expect(err.code).toBe('REGISTRY_ERROR');
+      expect(err.message).toContain(`announced ${lie} for ${repo}:v1`);
+      expect(err.message).toContain('serves no manifest under that digest');
+    },
+  );
 });

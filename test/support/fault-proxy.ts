@@ -51,8 +51,11 @@ export type FaultAction =
   | { type: 'stall' }
   /** Forwards after `ms` milliseconds (a registry slow to answer). */
   | { type: 'delay'; ms: number }
-  /** Forwards, and changes the status when the registry answered `from`. */
-  | { type: 'rewriteStatus'; from: number; to: number }
+  /**
+   * Forwards, and changes the status when the registry answered `from`; with `body`, the body too
+   * (an object as JSON): the registry did the work, the client hears otherwise.
+   */
+  | { type: 'rewriteStatus'; from: number; to: number; body?: unknown }
   /** Forwards, with the registry's body sent at `bytesPerSecond` (in ten pieces a second). */
   | { type: 'throttle'; bytesPerSecond: number }
   /** Forwards, reading the request's body at `bytesPerSecond` (a registry slow to take an upload). */
@@ -217,6 +220,16 @@ export async function startFaultProxy(upstream: TestRegistry): Promise<FaultProx
     const onAnswer = (upRes: IncomingMessage): void => {
       const status = upRes.statusCode ?? 502;
       const rewrite = action?.type === 'rewriteStatus' && status === action.from;
+      if (rewrite && action.body !== undefined) {
+        upRes.resume();
+        const body = typeof action.body === 'string' ? action.body : JSON.stringify(action.body);
+        answer(action.to, {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+        });
+        res.end(body);
+        return;
+      }
       answer(rewrite ? action.to : status, upRes.headers);
       if (action?.type === 'throttle') {
         paced(upRes, res, action.bytesPerSecond).catch(() => res.destroy());
