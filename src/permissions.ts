@@ -290,3 +290,48 @@ export const NOT_SENT: Record<FunctionName, readonly { action: string; why: stri
     },
   ],
 };
+
+/** The actions of the permissions that match, each once, sorted. */
+function actionsWhere(match: (p: Permission) => boolean, functions: readonly FunctionName[]): string[] {
+  return [
+    ...new Set(
+      functions
+        .flatMap((f) => PERMISSIONS[f])
+        .filter(match)
+        .map((p) => p.action),
+    ),
+  ].sort();
+}
+
+/** Source actions not on a repository: the token (`*`) and listing repositories (the whole account). */
+const NOT_ON_A_SOURCE_REPOSITORY = new Set(['ecr:GetAuthorizationToken', 'ecr:DescribeRepositories']);
+
+/** What the deployment does in a source repository: the mirror's pulls and the resync's image lists. */
+export const SOURCE_REPOSITORY_ACTIONS: readonly string[] = actionsWhere(
+  (p) => p.caller === 'function' && p.action.startsWith('ecr:') && !NOT_ON_A_SOURCE_REPOSITORY.has(p.action),
+  ['mirror', 'resync'],
+);
+
+/** What the mirror does over the registry API in a destination repository: its reads and its push. */
+export const DESTINATION_PUSH_ACTIONS: readonly string[] = actionsWhere(
+  (p) => p.caller === 'destination' && p.via === 'registry',
+  ['mirror'],
+);
+
+/** The destination grants a parameter of infra/destination-role.yml adds. */
+export function destinationActionsWhen(option: DestinationOption): string[] {
+  return actionsWhere((p) => p.caller === 'destination' && p.when === option, ['mirror', 'resync']);
+}
+
+/**
+ * The session policy a function passes when it assumes a destination role: only the actions it
+ * performs there. The resync shares the mirror's destination role; with this its session can read
+ * tags and digests but not push or delete, whatever the role allows (a session policy only narrows).
+ */
+export function destinationSessionPolicy(name: FunctionName): string {
+  const actions = actionsWhere((p) => p.caller === 'destination', [name]);
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }],
+  });
+}

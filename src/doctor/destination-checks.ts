@@ -7,6 +7,7 @@ import { mapRepository } from '../config/mapping';
 import { ecrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
 import { RegistryError } from '../registry/errors';
+import { DESTINATION_PUSH_ACTIONS, destinationActionsWhen } from '../permissions';
 import { probeUpload } from '../registry/probe';
 import { type Check, fail, notApplicable, ok, warn } from './check';
 import {
@@ -29,14 +30,11 @@ import {
 } from './fixes';
 import { login, refusedTokenFix } from './source-checks';
 
-export const PUSH_ACTIONS = [
-  'ecr:BatchCheckLayerAvailability',
-  'ecr:BatchGetImage',
-  'ecr:CompleteLayerUpload',
-  'ecr:InitiateLayerUpload',
-  'ecr:PutImage',
-  'ecr:UploadLayerPart',
-];
+/** The mirror's reads and push in a destination repository (src/permissions.ts, not retyped here). */
+export const PUSH_ACTIONS = DESTINATION_PUSH_ACTIONS;
+/** What the destination stack grants for creating repositories, and for a KMS key. */
+const CREATE_ACTIONS = destinationActionsWhen('CreateRepositories');
+const KMS_ACTIONS = destinationActionsWhen('HasKmsKey');
 
 const SESSION_NAME = 'ecr-mirror-doctor';
 
@@ -182,7 +180,7 @@ export function destinationChecks(
         const denial = denialIn(err);
         if (denial) {
           const prefix = repositoriesArn(d.accountId, d.region, `${d.repository.addPrefix ?? ''}*`);
-          const actions = ['ecr:CreateRepository', 'ecr:TagResource'];
+          const actions = CREATE_ACTIONS;
           return fail(
             `ecr:${denial.action?.split(':')[1] ?? 'CreateRepository'} on ${arn} refused for ${d.roleArn} (${name} does not exist yet; CREATE_REPOSITORIES is on)`,
             withDeny(
@@ -298,14 +296,14 @@ export function destinationChecks(
           const keyPolicy = {
             Effect: 'Allow',
             Principal: { AWS: `arn:${partitionOf(d.region)}:iam::${d.accountId}:root` },
-            Action: ['kms:CreateGrant', 'kms:DescribeKey', 'kms:RetireGrant'],
+            Action: KMS_ACTIONS,
             Resource: '*',
           };
           return fail(
             `kms:DescribeKey on ${key} refused for ${d.roleArn}`,
             withDeny(
               denial,
-              `${identityFix(roleHome, statement(['kms:CreateGrant', 'kms:DescribeKey', 'kms:RetireGrant'], [key]))}\n` +
+              `${identityFix(roleHome, statement(KMS_ACTIONS, [key]))}\n` +
                 `(KmsKeyArn in the destination stack) and the key policy must let account ${d.accountId} use the key:\n${json(keyPolicy)}`,
             ),
           );

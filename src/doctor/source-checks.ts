@@ -7,6 +7,7 @@ import {
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { repositoryInScope } from '../config/config';
+import { SOURCE_REPOSITORY_ACTIONS } from '../permissions';
 import { matchesFilter } from '../config/patterns';
 import { ecrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
@@ -28,12 +29,8 @@ import {
   statement,
 } from './fixes';
 
-export const PULL_ACTIONS = [
-  'ecr:BatchCheckLayerAvailability',
-  'ecr:BatchGetImage',
-  'ecr:DescribeImages',
-  'ecr:GetDownloadUrlForLayer',
-];
+/** What the mirror and the resync do in a source repository (src/permissions.ts, not retyped here). */
+export const PULL_ACTIONS = SOURCE_REPOSITORY_ACTIONS;
 
 /** `aws.credentials`: who am I. No credentials, no region, an expired session: the exact remedy. */
 export function credentialsCheck(clients: DoctorClients, state: DoctorState, region?: string): Check {
@@ -164,7 +161,7 @@ export function readFix(
   ctx: DoctorContext,
   state: DoctorState,
   repository: string,
-  actions: string[],
+  actions: readonly string[],
 ): string {
   const arn = repositoryArn({
     accountId: ctx.source.sourceAccountId,
