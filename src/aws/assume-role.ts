@@ -12,6 +12,8 @@ export interface AssumeRoleOptions {
   /** Shows in the destination's CloudTrail, so it names the mirror. */
   sessionName: string;
   durationSeconds?: number;
+  /** A session policy (JSON): the session may do only what both it and the role allow. */
+  policy?: string;
   now?: () => number;
 }
 
@@ -33,6 +35,7 @@ export function assumeRoleCredentials(options: AssumeRoleOptions): AwsCredential
           ExternalId: options.externalId,
           RoleSessionName: options.sessionName.slice(0, 64),
           DurationSeconds: options.durationSeconds ?? 3600,
+          ...(options.policy && { Policy: options.policy }),
         }),
       );
       const c = out.Credentials;

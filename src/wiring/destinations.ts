@@ -16,6 +16,8 @@ import { openAwsRegistry } from './registries';
 export interface AwsOptions {
   /** Shows in the destination accounts' CloudTrail. */
   sessionName?: string;
+  /** Narrows the destination sessions to what the function does there (src/permissions.ts). */
+  sessionPolicy?: string;
   /** Registry retries and timeouts (tests shorten them). */
   registry?: Pick<RegistryAccess, 'retry' | 'timeouts'>;
 }
@@ -46,6 +48,7 @@ export function awsDestinations(
         roleArn: d.roleArn,
         externalId: d.externalId,
         sessionName,
+        ...(options.sessionPolicy && { policy: options.sessionPolicy }),
       });
       const ecr = new ECRClient({ region: d.region, credentials });
       const host = ecrHost(d.accountId, d.region);

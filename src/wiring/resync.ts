@@ -8,6 +8,7 @@ import { JobQueue } from '../aws/job-queue';
 import { DynamoResyncLog } from '../aws/resync-log';
 import type { MirrorConfig } from '../config/config';
 import type { ResyncServices } from '../resync/handler';
+import { destinationSessionPolicy } from '../permissions';
 import { resyncPayload } from '../resync/wire';
 import { createPacer } from '../util/pacer';
 import { type AwsOptions, awsDestinations } from './destinations';
@@ -39,7 +40,11 @@ export function resyncServices(
   const queue = config.mirrorQueueUrl
     ? new JobQueue(clients.sqs, config.mirrorQueueUrl, config.sourceAccountId, config.sourceRegion)
     : undefined;
-  const destination = awsDestinations(config, options);
+  // The resync assumes the mirror's destination roles, which may push: its sessions may only read.
+  const destination = awsDestinations(config, {
+    ...options,
+    sessionPolicy: destinationSessionPolicy('resync'),
+  });
   return {
     config,
     inventory: new EcrInventory(clients.ecr, createPacer(config.resyncApiRate)),

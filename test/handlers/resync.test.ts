@@ -1,13 +1,14 @@
 import { DescribeImagesCommand, DescribeRepositoriesCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { formatResync, invokeResync } from '../../src/cli/resync';
 import { loadConfig } from '../../src/config/config';
 import { parseEvent } from '../../src/mirror/event';
+import { PERMISSIONS } from '../../src/permissions';
 import { createResyncHandler } from '../../src/resync/handler';
 import { parseResyncInput, type ResyncInput, type ResyncResult } from '../../src/resync/wire';
 import { resyncServices } from '../../src/wiring/resync';
@@ -160,6 +161,23 @@ test('a dry run reports what is missing or different per destination and changes
   );
   expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   expect(formatResync(result.summary, result.differences)).toContain('team/a:v2 -> b:team/a  has');
+});
+
+test('its destination sessions may only read: AssumeRole carries a session policy of its reads', async () => {
+  const handler = createResyncHandler(services());
+  await handler({ dryRun: true }, baseContext);
+  const calls = sts.commandCalls(AssumeRoleCommand);
+  expect(calls.length).toBeGreaterThan(0);
+  // What the resync does at a destination (src/permissions.ts): a token, manifest HEADs, tag lists.
+  const reads = PERMISSIONS.resync.filter((p) => p.caller === 'destination').map((p) => p.action);
+  expect(reads.sort()).toEqual(['ecr:BatchGetImage', 'ecr:GetAuthorizationToken', 'ecr:ListImages']);
+  for (const call of calls) {
+    const policy = JSON.parse(call.args[0].input.Policy ?? 'null');
+    expect(policy).toEqual({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: reads, Resource: '*' }],
+    });
+  }
 });
 
 test('a run enqueues one job per image, for the destinations that need it, on the mirror path', async () => {
