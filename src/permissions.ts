@@ -207,7 +207,7 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       action: 'kms:DescribeKey',
       caller: 'destination',
       via: 'ecr',
-      why: 'CreateRepository with a KMS key: ECR checks the key',
+      why: 'CreateRepository with a KMS key: ECR checks the key (granted outside ECR too, for `ecr-mirror doctor`; key metadata only)',
       when: 'HasKmsKey',
     },
     {

@@ -9,7 +9,7 @@ import { MirrorError } from '../errors';
 import { RegistryError } from '../registry/errors';
 import { DESTINATION_PUSH_ACTIONS, destinationActionsWhen } from '../permissions';
 import { probeUpload } from '../registry/probe';
-import { type Check, fail, notApplicable, ok, warn } from './check';
+import { type Check, fail, notApplicable, ok } from './check';
 import {
   type DestinationState,
   type DoctorContext,
@@ -94,8 +94,12 @@ export function destinationChecks(
           Action: 'sts:AssumeRole',
           Condition: { StringEquals: { 'sts:ExternalId': `<DESTINATIONS[${index}].externalId>` } },
         };
+        // infra/destination-role.yml trusts the mirror's function roles, and operators only when named.
+        const operators = asMirror
+          ? ''
+          : ` (with infra/destination-role.yml: deploy it again with OperatorPrincipalArns=${callerRole}, which trusts it with the same ExternalId)`;
         const causes = [
-          `the trust policy's principal: in account ${d.accountId}, the trust policy of ${d.roleArn} must name ${callerRole}` +
+          `the trust policy's principal: in account ${d.accountId}, the trust policy of ${d.roleArn} must name ${callerRole}${operators}` +
             ` (see it with: aws iam get-role --role-name ${d.roleArn.split('/').pop()} --query Role.AssumeRolePolicyDocument);` +
             ` the statement:\n${json(trust)}`,
           `the ExternalId: DESTINATIONS[${index}].externalId must equal the trust policy's sts:ExternalId` +
@@ -283,13 +287,14 @@ export function destinationChecks(
         }
         const denial = denialIn(err);
         if (denial?.missingIn === 'identity') {
-          // What infra/destination-role.yml grants: the key only through ECR (kms:ViaService), which a
-          // direct call never meets. Whether ECR may use it shows when it creates a repository with it.
-          return warn(
-            `kms:DescribeKey on ${key} refused for ${d.roleArn} outside ECR: the role may use the key only through ECR` +
-              ' (kms:ViaService), so it cannot be checked from here; ECR checks it when it creates a repository with it',
-            `check the key in account ${d.accountId}: aws kms describe-key --key-id ${key} --region ${d.region}
-` + `to let doctor check it as the role, ${identityFix(roleHome, statement(['kms:DescribeKey'], [key]))}`,
+          // infra/destination-role.yml grants DescribeKey on the keys of its KmsKeyArn parameter.
+          return fail(
+            `kms:DescribeKey on ${key} refused for ${d.roleArn}: the role is not given this key`,
+            withDeny(
+              denial,
+              `add the key to the destination stack's KmsKeyArn parameter (infra/destination-role.yml) in account ${d.accountId}, or ` +
+                identityFix(roleHome, statement(KMS_ACTIONS, [key])),
+            ),
           );
         }
         if (denial) {

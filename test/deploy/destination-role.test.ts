@@ -45,8 +45,8 @@ describe('infra/destination-role.yml', () => {
   /** The role's permissions once CloudFormation has evaluated the template's conditions. */
   const statementsWhen = (conditions: Record<string, boolean>): Statement[] =>
     roleStatements({ Type: 'AWS::IAM::Role', Properties: withConditions(role, conditions) as JsonObject });
-  const ALL_ON = { CreateRepositories: true, Deletes: true, HasKmsKey: true };
-  const ALL_OFF = { CreateRepositories: false, Deletes: false, HasKmsKey: false };
+  const ALL_ON = { CreateRepositories: true, Deletes: true, HasKmsKey: true, HasOperators: true };
+  const ALL_OFF = { CreateRepositories: false, Deletes: false, HasKmsKey: false, HasOperators: false };
 
   it('takes the parameters the README documents, the external id hidden', () => {
     const parameters = template.Parameters ?? {};
@@ -58,6 +58,7 @@ describe('infra/destination-role.yml', () => {
         'AllowCreateRepositories',
         'AllowDeletes',
         'KmsKeyArn',
+        'OperatorPrincipalArns',
       ]),
     );
     expect(parameters.ExternalId?.NoEcho).toBe(true);
@@ -74,21 +75,42 @@ describe('infra/destination-role.yml', () => {
       CreateRepositories: { 'Fn::Equals': [{ Ref: 'AllowCreateRepositories' }, 'true'] },
       Deletes: { 'Fn::Equals': [{ Ref: 'AllowDeletes' }, 'true'] },
       HasKmsKey: { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'KmsKeyArn' }] }, ''] }] },
+      HasOperators: expect.anything(),
     });
   });
 
-  it('trusts only the mirror’s two function roles, and only with the external id', () => {
-    const trust = (role.AssumeRolePolicyDocument as { Statement: Json[] }).Statement;
-    expect(trust).toEqual([
+  it('trusts the mirror’s two function roles, and the operators named, only with the external id', () => {
+    const trustWhen = (HasOperators: boolean) =>
+      (withConditions(role.AssumeRolePolicyDocument as Json, { HasOperators }) as { Statement: Json[] })
+        .Statement;
+    const withExternalId = { StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } } };
+    const functions = {
+      Sid: expect.any(String),
+      Effect: 'Allow',
+      // serverless.yml names the resync function's role after the mirror's (resyncRoleName).
+      Principal: { AWS: [{ Ref: 'MirrorRoleArn' }, { 'Fn::Sub': `\${MirrorRoleArn}-resync` }] },
+      Action: 'sts:AssumeRole',
+      Condition: withExternalId,
+    };
+    expect(trustWhen(false)).toEqual([functions]);
+    // OperatorPrincipalArns: whoever runs `ecr-mirror doctor` against the deployment.
+    expect(trustWhen(true)).toEqual([
+      functions,
       {
         Sid: expect.any(String),
         Effect: 'Allow',
-        // serverless.yml names the resync function's role after the mirror's (resyncRoleName).
-        Principal: { AWS: [{ Ref: 'MirrorRoleArn' }, { 'Fn::Sub': `\${MirrorRoleArn}-resync` }] },
+        Principal: { AWS: { Ref: 'OperatorPrincipalArns' } },
         Action: 'sts:AssumeRole',
-        Condition: { StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } } },
+        Condition: withExternalId,
       },
     ]);
+    expect(template.Parameters?.OperatorPrincipalArns).toMatchObject({
+      Type: 'CommaDelimitedList',
+      Default: '',
+    });
+    expect(template.Conditions?.HasOperators).toEqual({
+      'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'OperatorPrincipalArns' }] }, ''] }],
+    });
     expect(role.MaxSessionDuration).toBe(3600);
   });
 
@@ -137,13 +159,19 @@ describe('infra/destination-role.yml', () => {
     expect(statementsFor(created, 'ecr:BatchDeleteImage')).toEqual([]);
   });
 
-  it('uses the KMS key(s) only when given, and only through ECR', () => {
+  it('uses the KMS key(s) only when given, and only through ECR; describes them directly (metadata)', () => {
     const viaEcr = { 'kms:ViaService': { 'Fn::Sub': `ecr.*.\${AWS::URLSuffix}` } };
     for (const action of ['kms:CreateGrant', 'kms:DescribeKey', 'kms:RetireGrant']) {
       const granted = statementsFor(statementsWhen(ALL_ON), action);
       expect(granted.map((s) => s.Resource)).toEqual([{ Ref: 'KmsKeyArn' }]);
-      expect(granted[0]!.Condition?.StringLike).toEqual(viaEcr);
       expect(statementsFor(statementsWhen(ALL_OFF), action)).toEqual([]);
+      if (action === 'kms:DescribeKey') {
+        // `ecr-mirror doctor` describes the key as the role, outside ECR: no condition, and alone.
+        expect(granted[0]!.Condition).toBeUndefined();
+        expect(asList(granted[0]!.Action)).toEqual(['kms:DescribeKey']);
+      } else {
+        expect(granted[0]!.Condition?.StringLike).toEqual(viaEcr);
+      }
     }
   });
 

@@ -46,7 +46,7 @@ test('a refused push, repository creation or KMS key gets what the destination r
       Type: role.Type,
       Properties: withConditions(role.Properties!, conditions) as JsonObject,
     });
-  const off = { CreateRepositories: false, Deletes: false, HasKmsKey: false };
+  const off = { CreateRepositories: false, Deletes: false, HasKmsKey: false, HasOperators: false };
   const granted = actionsOf(when(off));
   for (const action of PUSH_ACTIONS) expect(granted).toContain(action);
   for (const option of ['CreateRepositories', 'HasKmsKey'] as const) {

@@ -39,6 +39,7 @@ const QUEUE = `https://sqs.us-east-1.amazonaws.com/${A}/ecr-mirror-prod-mirror`;
 const DLQ = `${QUEUE}-dlq`;
 const QUEUE_ARN = `arn:aws:sqs:us-east-1:${A}:ecr-mirror-prod-mirror`;
 const CALLER = `arn:aws:sts::${A}:assumed-role/ops/alice`;
+const CALLER_ROLE = `arn:aws:iam::${A}:role/ops`;
 const ASSUMED_SECRET = 'assumed-secret-key-value';
 const ASSUMED_TOKEN = 'assumed-session-token-value';
 
@@ -364,6 +365,8 @@ test('destination assume-role: a denied AssumeRole explains trust principal, Ext
   expect(check.fix).toMatch(/^one of these is wrong:\n1\. the caller's sts:AssumeRole permission/);
   expect(check.fix).toContain("the trust policy's principal");
   expect(check.fix).toContain('DESTINATIONS[0].externalId must equal');
+  // The destination template trusts the mirror's roles only, unless told of the operator.
+  expect(check.fix).toContain(`OperatorPrincipalArns=${CALLER_ROLE}`);
   for (const id of ['login', 'repository', 'kms']) {
     expect(r[`destination.prod.${id}`]).toMatchObject({
       status: 'skipped',
@@ -514,8 +517,8 @@ test('destination kms: a key the role cannot use, a disabled key, and no key at 
     fix: `aws kms enable-key --key-id ${KEY} --region eu-west-1`,
   });
 
-  // The destination stack grants the key only through ECR (kms:ViaService): a direct check is refused
-  // by the identity policy, which is a warning, not a failure.
+  // The destination stack grants DescribeKey on the keys of its KmsKeyArn parameter: a refusal by the
+  // identity policy means the key is not among them, a failure that says where to add it.
   kms
     .on(DescribeKeyCommand)
     .rejects(
@@ -526,12 +529,25 @@ test('destination kms: a key the role cannot use, a disabled key, and no key at 
         ' because no identity-based policy allows the kms:DescribeKey action',
       ),
     );
-  const viaEcr = await doctor();
-  expect(viaEcr['destination.prod.kms']).toMatchObject({ status: 'warn' });
-  expect(viaEcr['destination.prod.kms']!.detail).toMatch(/only through ECR \(kms:ViaService\)/);
-  expect(viaEcr['destination.prod.kms']!.fix).toContain(
-    `aws kms describe-key --key-id ${KEY} --region eu-west-1`,
-  );
+  const notGiven = await doctor();
+  expect(notGiven['destination.prod.kms']).toMatchObject({
+    status: 'fail',
+    detail: `kms:DescribeKey on ${KEY} refused for ${ROLE}: the role is not given this key`,
+  });
+  expect(notGiven['destination.prod.kms']!.fix).toContain("the destination stack's KmsKeyArn parameter");
+  expect(notGiven['destination.prod.kms']!.fix).toContain('"kms:DescribeKey"');
+
+  // A good key, described as the role (what the destination stack now grants without kms:ViaService).
+  kms.on(DescribeKeyCommand).resolves({
+    KeyMetadata: {
+      KeyId: 'k',
+      Arn: KEY,
+      KeyState: 'Enabled',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      KeySpec: 'SYMMETRIC_DEFAULT',
+    },
+  });
+  expect((await doctor())['destination.prod.kms']).toMatchObject({ status: 'ok' });
 
   const none = await doctor(env({}, { repositorySettings: {} }));
   expect(none['destination.prod.kms']).toMatchObject({ status: 'skipped', detail: 'no KMS key configured' });
