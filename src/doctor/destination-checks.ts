@@ -6,8 +6,8 @@ import type { Destination } from '../config/config';
 import { mapRepository } from '../config/mapping';
 import { ecrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
-import { RegistryError } from '../registry/errors';
 import { DESTINATION_PUSH_ACTIONS, destinationActionsWhen } from '../permissions';
+import { RegistryError } from '../registry/errors';
 import { probeUpload } from '../registry/probe';
 import { type Check, fail, notApplicable, ok } from './check';
 import {

@@ -7,10 +7,10 @@ import {
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { repositoryInScope } from '../config/config';
-import { SOURCE_REPOSITORY_ACTIONS } from '../permissions';
 import { matchesFilter } from '../config/patterns';
 import { ecrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
+import { SOURCE_REPOSITORY_ACTIONS } from '../permissions';
 import { RegistryError } from '../registry/errors';
 import { openRegistry } from '../registry/open';
 import { pingRegistry } from '../registry/probe';
