@@ -74,6 +74,36 @@ async function destinations(resolveVariable) {
   return parsed;
 }
 
+/** The roles sts:AssumeRole may name (see the export of the same name). */
+async function destinationRoleArns(resolveVariable) {
+  const fromDestinations = [
+    ...new Set((await destinations(resolveVariable)).map((d) => d.roleArn).filter(Boolean)),
+  ];
+  const configured = list(await param(resolveVariable, 'destinationRoleArns'));
+  if (configured.length === 0) return fromDestinations;
+  for (const arn of configured) {
+    if (!ROLE_ARN.test(arn)) fail('destinationRoleArns', `"${arn}" is not an IAM role ARN`);
+  }
+  const missing = fromDestinations.filter((arn) => !configured.includes(arn));
+  if (missing.length > 0) {
+    fail('destinationRoleArns', `does not list the role of every destination: ${missing.join(', ')}`);
+  }
+  return configured;
+}
+
+/** Secrets Manager's ARNs end in `-` and six random characters after the name. */
+const COMPLETE_SECRET_ARN = /:secret:.+-[A-Za-z0-9]{6}$/;
+
+/** Destinations named by their registry, whose credentials are in a secret. */
+async function secretDestinations(resolveVariable) {
+  return (await destinations(resolveVariable)).filter((d) => d.credentials !== undefined);
+}
+
+async function secretKeys(resolveVariable) {
+  const keys = (await secretDestinations(resolveVariable)).map((d) => d.credentials.kmsKeyArn);
+  return [...new Set(keys.filter(Boolean))];
+}
+
 /** An account id param: 12 digits as a string, or a CloudFormation reference such as !Ref AWS::AccountId. */
 async function accountId(resolveVariable, name) {
   const value = await param(resolveVariable, name);
@@ -137,19 +167,31 @@ module.exports = {
    * `roleArn` of `destinations`. A destination whose role is missing from an explicit list fails
    * here, instead of with AccessDenied on its first image.
    */
-  destinationRoleArns: async ({ resolveVariable }) => {
-    const fromDestinations = [...new Set((await destinations(resolveVariable)).map((d) => d.roleArn))];
-    const configured = list(await param(resolveVariable, 'destinationRoleArns'));
-    if (configured.length === 0) return fromDestinations;
-    for (const arn of configured) {
-      if (!ROLE_ARN.test(arn)) fail('destinationRoleArns', `"${arn}" is not an IAM role ARN`);
-    }
-    const missing = fromDestinations.filter((arn) => !configured.includes(arn));
-    if (missing.length > 0) {
-      fail('destinationRoleArns', `does not list the role of every destination: ${missing.join(', ')}`);
-    }
-    return configured;
-  },
+  destinationRoleArns: async ({ resolveVariable }) => destinationRoleArns(resolveVariable),
+
+  /** "true" when there is a role to assume: the AssumeDestinationRoles statements exist only then. */
+  hasDestinationRoles: async ({ resolveVariable }) =>
+    String((await destinationRoleArns(resolveVariable)).length > 0),
+
+  /**
+   * The secrets secretsmanager:GetSecretValue may read: exactly those of `destinations`. A complete
+   * ARN (ending in Secrets Manager's `-` and six characters) is granted as it is; a partial one
+   * (without that suffix) as `<arn>-??????`, the secret of that name whatever its suffix, as AWS
+   * documents for naming a secret in a policy.
+   */
+  destinationSecretArns: async ({ resolveVariable }) =>
+    [...new Set((await secretDestinations(resolveVariable)).map((d) => d.credentials.secretArn))].map(
+      (arn) => (COMPLETE_SECRET_ARN.test(arn) ? arn : `${arn}-??????`),
+    ),
+
+  /** "true" when a destination names a secret: the ReadDestinationSecrets statements exist only then. */
+  hasDestinationSecrets: async ({ resolveVariable }) =>
+    String((await secretDestinations(resolveVariable)).length > 0),
+
+  /** The secrets' customer managed KMS keys (credentials.kmsKeyArn): kms:Decrypt through Secrets Manager. */
+  secretKmsKeyArns: async ({ resolveVariable }) => secretKeys(resolveVariable),
+
+  hasSecretKmsKeys: async ({ resolveVariable }) => String((await secretKeys(resolveVariable)).length > 0),
 
   /**
    * The rule's `detail` filter: successful pushes (and deletes when syncDeletes is true), limited to

@@ -19,20 +19,30 @@ export type Caller = 'function' | 'destination';
  * How the action comes about. `sdk`: an AWS SDK command in our code. `registry`: a request to the
  * OCI registry API, which ECR authorizes as this action. `lambda`: the Lambda service, with the
  * function's role (the SQS event source, the function's logs). `ecr`: ECR on the caller's behalf
- * during a call we make (CreateRepository with tags or a KMS key).
+ * during a call we make (CreateRepository with tags or a KMS key). `secretsmanager`: Secrets Manager
+ * decrypts a secret with the caller's permission during GetSecretValue.
  */
-export type Channel = 'sdk' | 'registry' | 'lambda' | 'ecr';
+export type Channel = 'sdk' | 'registry' | 'lambda' | 'ecr' | 'secretsmanager';
 
 /** A destination grant that the destination stack makes only when its parameter allows it. */
 export type DestinationOption = 'CreateRepositories' | 'Deletes' | 'HasKmsKey';
+
+/**
+ * A function grant that serverless.yml makes only when the destinations need it (a condition of the
+ * template, computed by infra/serverless-params.cjs): roles to assume, secrets to read, their keys.
+ */
+export type FunctionOption = 'HasDestinationRoles' | 'HasDestinationSecrets' | 'HasSecretKmsKeys';
 
 export interface Permission {
   action: string;
   caller: Caller;
   via: Channel;
   why: string;
-  /** For destination grants: the condition of infra/destination-role.yml that grants it. */
-  when?: DestinationOption;
+  /**
+   * The condition that grants it: for destination grants, of infra/destination-role.yml; for the
+   * functions' own, of serverless.yml.
+   */
+  when?: DestinationOption | FunctionOption;
 }
 
 const LOGS: Permission[] = [
@@ -42,6 +52,31 @@ const LOGS: Permission[] = [
     caller: 'function',
     via: 'lambda',
     why: 'its log lines and embedded metrics',
+  },
+];
+
+/** What both functions need to reach the destinations: roles to assume, or secrets to read. */
+const DESTINATION_ACCESS: Permission[] = [
+  {
+    action: 'sts:AssumeRole',
+    caller: 'function',
+    via: 'sdk',
+    why: 'the destination roles',
+    when: 'HasDestinationRoles',
+  },
+  {
+    action: 'secretsmanager:GetSecretValue',
+    caller: 'function',
+    via: 'sdk',
+    why: 'credentials of destinations named by their registry (src/aws/destination-secret.ts)',
+    when: 'HasDestinationSecrets',
+  },
+  {
+    action: 'kms:Decrypt',
+    caller: 'function',
+    via: 'secretsmanager',
+    why: 'Secrets Manager decrypts a secret under a customer managed key with the reader’s permission',
+    when: 'HasSecretKmsKeys',
   },
 ];
 
@@ -100,7 +135,7 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       via: 'registry',
       why: 'source blob downloads',
     },
-    { action: 'sts:AssumeRole', caller: 'function', via: 'sdk', why: 'the destination roles' },
+    ...DESTINATION_ACCESS,
     {
       action: 'dynamodb:UpdateItem',
       caller: 'function',
@@ -232,7 +267,7 @@ export const PERMISSIONS: Record<FunctionName, readonly Permission[]> = {
       via: 'sdk',
       why: 'tagged source images and their digests, page by page',
     },
-    { action: 'sts:AssumeRole', caller: 'function', via: 'sdk', why: 'the destination roles' },
+    ...DESTINATION_ACCESS,
     {
       action: 'dynamodb:PutItem',
       caller: 'function',

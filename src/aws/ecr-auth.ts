@@ -8,9 +8,17 @@ import { DENIED_NAMES, isRetryableAwsError } from './errors';
 export interface EcrAuthOptions {
   /** AWS credentials to ask with; the default chain when absent (or an assumed role's, for Account B). */
   awsCredentials?: AwsCredentialIdentityProvider;
-  /** Builds the ECR client; tests and endpoint overrides come in here. */
-  clientFactory?: (region: string) => ECRClient;
+  /**
+   * Builds the ECR client; tests and endpoint overrides come in here, and a client that signs with
+   * access keys from a secret (src/aws/secret-ecr-client.ts).
+   */
+  clientFactory?: (region: string) => EcrSender;
   now?: () => number;
+  /**
+   * When the registry refuses a token, ask for a new one and try once more (the provider gets a
+   * `refresh`): for keys from a secret that may have been rotated. Off by default: a refusal is final.
+   */
+  renewWhenRefused?: boolean;
 }
 
 interface Cached {
@@ -28,11 +36,14 @@ const EXPIRY_MARGIN_MS = 5 * 60_000;
  * user `AWS` and a password on the first colon. Cached and refreshed at half its life, so that a long
  * copy never meets an expired one; concurrent callers share one request.
  */
+/** What GetAuthorizationToken is sent with: an ECR client, or something that sends like one. */
+export type EcrSender = Pick<ECRClient, 'send'>;
+
 export function ecrCredentials(host: string, options: EcrAuthOptions = {}): CredentialProvider {
   const registry = parseEcrHost(host);
   if (!registry) throw new MirrorError('INVALID_ARGUMENT', `${host} is not an ECR registry host`);
   const now = options.now ?? Date.now;
-  let client: ECRClient | undefined = options.clientFactory?.(registry.region);
+  let client: EcrSender | undefined = options.clientFactory?.(registry.region);
   let cached: Cached | undefined;
   let pending: Promise<Cached> | undefined;
 
@@ -93,7 +104,7 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
     };
   };
 
-  return async () => {
+  const provider: CredentialProvider = async () => {
     if (cached && now() < cached.refreshAt) return cached.creds;
     pending ??= fetchToken().finally(() => {
       pending = undefined;
@@ -110,4 +121,12 @@ export function ecrCredentials(host: string, options: EcrAuthOptions = {}): Cred
     }
     return cached.creds;
   };
+  if (options.renewWhenRefused) {
+    // The registry refused the token: the next call asks ECR for a new one.
+    provider.refresh = async () => {
+      cached = undefined;
+      return true;
+    };
+  }
+  return provider;
 }

@@ -3,11 +3,11 @@ import {
   type BatchDeleteImageCommandOutput,
   CreateRepositoryCommand,
   DescribeRepositoriesCommand,
-  type ECRClient,
 } from '@aws-sdk/client-ecr';
 import type { RepositorySettings } from '../config/config';
 import { MirrorError } from '../errors';
 import type { RepositoryManager } from '../mirror/ports';
+import type { EcrSender } from './ecr-auth';
 import { awsError } from './errors';
 
 /**
@@ -19,7 +19,7 @@ export class EcrRepositories implements RepositoryManager {
   private readonly known = new Set<string>();
 
   constructor(
-    private readonly ecr: ECRClient,
+    private readonly ecr: EcrSender,
     /** Names the destination in messages: `222222222222/eu-west-1`. */
     private readonly label: string,
   ) {}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ecrHost, parseEcrHost, partitionOf } from '../core/ecr-host';
 import { ConfigError } from '../errors';
 import { parseRegistryEndpoints } from './endpoints';
 import {
@@ -63,13 +64,13 @@ const repositoryMapping = z
 
 const roleAccount = (arn: string): string | undefined => /^arn:[^:]+:iam::(\d{12}):/.exec(arn)?.[1];
 
-const destination = z
+const destinationId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 . _ -');
+
+/** A destination in ECR reached through a role of its account, assumed with an external id. */
+const roleDestination = z
   .object({
     /** Names the destination in status records and on the command line; defaults to `<account>-<region>`. */
-    id: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 . _ -')
-      .optional(),
+    id: destinationId.optional(),
     accountId,
     region,
     roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'must be an IAM role ARN'),
@@ -85,15 +86,79 @@ const destination = z
     message: 'must be a role in the destination account (accountId)',
   });
 
-export interface Destination {
+const REGION = '[a-z]{2}(?:-[a-z]+)+-\\d';
+const secretArn = z
+  .string()
+  .regex(
+    new RegExp(`^arn:aws[a-z-]*:secretsmanager:${REGION}:\\d{12}:secret:[\\w/+=.@-]+$`),
+    'must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+  );
+const kmsKeyArn = z
+  .string()
+  .regex(
+    new RegExp(`^arn:aws[a-z-]*:kms:${REGION}:\\d{12}:key/[\\w-]+$`),
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+  );
+
+/**
+ * A destination named by its registry, with credentials from a Secrets Manager secret: any OCI
+ * registry (user name and password), or an ECR registry where no role can be assumed, such as another
+ * partition (access keys).
+ */
+const registryDestination = z
+  .object({
+    id: destinationId,
+    registry: z
+      .string()
+      .regex(
+        /^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?$/,
+        'must be a registry host such as ghcr.io or registry.example.com:5000 (no scheme, no path)',
+      ),
+    credentials: z
+      .object({
+        /** The secret holding `{"username","password"}` or `{"accessKeyId","secretAccessKey"}`. */
+        secretArn,
+        /** The secret's customer managed KMS key, when it has one: the functions may decrypt with it. */
+        kmsKeyArn: kmsKeyArn.optional(),
+      })
+      .strict(),
+    repository: repositoryMapping,
+    /** For repositories the mirror creates: ECR registries only. */
+    repositorySettings: repositorySettings.optional(),
+  })
+  .strict();
+
+interface DestinationCommon {
+  /** Names the destination in status records and on the command line. */
   id: string;
+  /** The registry host images are pushed to. */
+  host: string;
+  repository: RepositoryMapping;
+  repositorySettings: RepositorySettings;
+}
+
+/** An ECR destination reached through a role in its account (infra/destination-role.yml). */
+export interface RoleDestination extends DestinationCommon {
+  kind: 'role';
   accountId: string;
   region: string;
   roleArn: string;
   externalId: string;
-  repository: RepositoryMapping;
-  repositorySettings: RepositorySettings;
 }
+
+/** A registry reached with credentials from a Secrets Manager secret. */
+export interface RegistryDestination extends DestinationCommon {
+  kind: 'registry';
+  credentials: { secretArn: string; kmsKeyArn?: string };
+  /** Set when the host is an ECR registry (its account and region): repositories are then managed over the ECR API. */
+  accountId?: string;
+  region?: string;
+}
+
+export type Destination = RoleDestination | RegistryDestination;
+
+/** The partition of a secret or key ARN. */
+const arnPartition = (arn: string): string => arn.split(':')[1]!;
 
 export interface MirrorConfig {
   sourceAccountId: string;
@@ -220,12 +285,13 @@ export interface DestinationContext {
  */
 export function checkDestinations(raw: unknown, context: DestinationContext = {}): Destination[] {
   const setting = context.setting ?? 'DESTINATIONS';
-  const parsed = check(setting, z.array(destination).min(1, 'must list at least one destination'), raw);
+  const list = check(setting, z.array(z.unknown()).min(1, 'must list at least one destination'), raw);
   const defaults = context.repositorySettings ?? repositorySettings.parse({});
   const ids = new Set<string>();
-  return parsed.map((d, i) => {
+  return list.map((item, i) => {
     const at = `${setting}[${i}]`;
-    const id = d.id ?? `${d.accountId}-${d.region}`;
+    const d = parseDestination(at, item, defaults, context.sourceRegion);
+    const id = d.id;
     if (ids.has(id)) fail(`${at}.id`, `"${id}" is used twice`);
     ids.add(id);
     const mapping = d.repository;
@@ -239,7 +305,11 @@ export function checkDestinations(raw: unknown, context: DestinationContext = {}
         fail(`${at}.repository.${field}`, `${(err as Error).message}, so every event would fail`);
       }
     }
-    if (d.accountId === context.sourceAccountId && d.region === context.sourceRegion) {
+    if (
+      d.accountId !== undefined &&
+      d.accountId === context.sourceAccountId &&
+      d.region === context.sourceRegion
+    ) {
       const same = nameMappedOntoItself(mapping, account, samples);
       if (same !== undefined) {
         fail(
@@ -248,8 +318,67 @@ export function checkDestinations(raw: unknown, context: DestinationContext = {}
         );
       }
     }
-    return { ...d, id, repositorySettings: d.repositorySettings ?? defaults };
+    return d;
   });
+}
+
+/** One destination: a role destination, or (with `registry`) a registry destination with a secret. */
+function parseDestination(
+  at: string,
+  item: unknown,
+  defaults: RepositorySettings,
+  sourceRegion: string | undefined,
+): Destination {
+  const fields = typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {};
+  if (!('registry' in fields) && !('credentials' in fields)) {
+    const d = check(at, roleDestination, item);
+    return {
+      ...d,
+      kind: 'role',
+      id: d.id ?? `${d.accountId}-${d.region}`,
+      host: ecrHost(d.accountId, d.region),
+      repositorySettings: d.repositorySettings ?? defaults,
+    };
+  }
+  for (const key of ['roleArn', 'externalId', 'accountId', 'region']) {
+    if (key in fields) {
+      fail(
+        `${at}.${key}`,
+        'a destination with registry and credentials takes no role: use either roleArn/externalId (ECR through a role) or registry/credentials (a secret)',
+      );
+    }
+  }
+  if (!('id' in fields)) fail(`${at}.id`, 'is required for a destination named by its registry');
+  const d = check(at, registryDestination, item);
+  const ecr = parseEcrHost(d.registry);
+  if (!ecr && d.repositorySettings) {
+    fail(
+      `${at}.repositorySettings`,
+      `applies to ECR registries only: the mirror creates repositories in ECR, and ${d.registry} is not one`,
+    );
+  }
+  // The functions read the secret (and decrypt with its key) with their own roles, in their partition.
+  const partition = sourceRegion ? partitionOf(sourceRegion) : undefined;
+  for (const [field, arn] of [
+    ['secretArn', d.credentials.secretArn],
+    ['kmsKeyArn', d.credentials.kmsKeyArn],
+  ] as const) {
+    if (arn && partition && arnPartition(arn) !== partition) {
+      fail(
+        `${at}.credentials.${field}`,
+        `must be in the mirror's own partition (${partition}): the functions read it with their roles`,
+      );
+    }
+  }
+  return {
+    kind: 'registry',
+    id: d.id,
+    host: d.registry,
+    credentials: d.credentials,
+    ...(ecr && { accountId: ecr.accountId, region: ecr.region }),
+    repository: d.repository,
+    repositorySettings: d.repositorySettings ?? defaults,
+  };
 }
 
 /**
@@ -260,7 +389,12 @@ export function ownOutputNamespaces(
   config: Pick<MirrorConfig, 'destinations' | 'sourceAccountId' | 'sourceRegion'>,
 ): RegExp[] {
   return config.destinations
-    .filter((d) => d.accountId === config.sourceAccountId && d.region === config.sourceRegion)
+    .filter(
+      (d) =>
+        d.accountId !== undefined &&
+        d.accountId === config.sourceAccountId &&
+        d.region === config.sourceRegion,
+    )
     .map((d) => mappedNamespace(d.repository, config.sourceAccountId));
 }
 

@@ -3,6 +3,7 @@ import { ECRClient } from '@aws-sdk/client-ecr';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity } from '@smithy/types';
@@ -45,6 +46,9 @@ export class DoctorClients {
   }
   kms(region: string, credentials?: AwsCredentialIdentity): KMSClient {
     return this.make(new KMSClient(this.options(region, credentials)));
+  }
+  secretsManager(region: string): SecretsManagerClient {
+    return this.make(new SecretsManagerClient(this.options(region)));
   }
   events(region?: string): EventBridgeClient {
     return this.make(new EventBridgeClient(this.options(region)));

@@ -50,16 +50,14 @@ const REGISTRY_ACTIONS: { pattern: RegExp; action: string; write: boolean }[] = 
   { pattern: /^GET tags (\S+?):/, action: 'ecr:ListImages', write: false },
 ];
 
+import { partitionOf } from '../core/ecr-host';
+
+export { partitionOf };
+
 export interface RepositorySide {
   accountId: string;
   region: string;
   repository: string;
-}
-
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
 }
 
 export function repositoryArn(side: RepositorySide): string {

@@ -2,9 +2,8 @@ import { DescribeRepositoriesCommand, type Repository } from '@aws-sdk/client-ec
 import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { EcrRepositories } from '../aws/ecr-repositories';
-import type { Destination } from '../config/config';
+import type { RoleDestination } from '../config/config';
 import { mapRepository } from '../config/mapping';
-import { ecrHost } from '../core/ecr-host';
 import { MirrorError } from '../errors';
 import { DESTINATION_PUSH_ACTIONS, destinationActionsWhen } from '../permissions';
 import { RegistryError } from '../registry/errors';
@@ -42,13 +41,13 @@ const SESSION_NAME = 'ecr-mirror-doctor';
 export function destinationChecks(
   ctx: DoctorContext,
   state: DoctorState,
-  d: Destination,
+  d: RoleDestination,
   index: number,
 ): Check[] {
   const id = (name: string) => `destination.${d.id}.${name}`;
   const dest: DestinationState = {};
   state.destinations.set(d.id, dest);
-  const host = ecrHost(d.accountId, d.region);
+  const host = d.host;
   const roleHome = `the role ${d.roleArn}`;
   /** An explicit deny is not fixed by an Allow: say so before the statement. */
   const withDeny = (denial: Denial | undefined, fix: string): string =>

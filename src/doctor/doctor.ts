@@ -3,6 +3,7 @@ import { type Check, type CheckResult, notApplicable, runChecks } from './check'
 import type { DoctorContext, DoctorState } from './context';
 import { queueCheck, recentStatusCheck, ruleCheck } from './deployment-checks';
 import { destinationChecks } from './destination-checks';
+import { registryDestinationChecks } from './registry-destination-checks';
 import { credentialsCheck, sourceLoginCheck, sourceReadCheck } from './source-checks';
 
 export type { CheckResult } from './check';
@@ -52,7 +53,11 @@ export async function runDoctor(
   if (config.kind === 'given') checks.push(credentialsCheck(ctx.clients, state, ctx.source.sourceRegion));
   checks.push(sourceLoginCheck(ctx, state), sourceReadCheck(ctx, state));
   ctx.mirror?.destinations.forEach((d, i) => {
-    checks.push(...destinationChecks(ctx, state, d, i));
+    checks.push(
+      ...(d.kind === 'role'
+        ? destinationChecks(ctx, state, d, i)
+        : registryDestinationChecks(ctx, state, d, i)),
+    );
   });
   if (ctx.mirror) {
     checks.push(ruleCheck(ctx, state), queueCheck(ctx, state), recentStatusCheck(ctx, state));

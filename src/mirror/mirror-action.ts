@@ -3,7 +3,7 @@ import { mapRepository } from '../config/mapping';
 import { matchesFilter } from '../config/patterns';
 import { copyImage } from '../copy/copy-image';
 import type { Reference } from '../core/reference';
-import { deniedRecordMessage } from '../doctor/denied';
+import { deniedRecordMessage, parseDenial } from '../doctor/denied';
 import { MirrorError, SourceNotFoundError } from '../errors';
 import type { MirrorRecord } from '../status/schema';
 import type { FinishWrite } from '../status/store';
@@ -160,14 +160,7 @@ async function mirrorTo(
       lastErrorCode: error.code,
       lastErrorMessage:
         error.code === 'DENIED'
-          ? deniedRecordMessage(error.message, {
-              source: {
-                accountId: rt.config.sourceAccountId,
-                region: rt.config.sourceRegion,
-                repository: action.repository,
-              },
-              destination: { ...destination, repository: destinationRepository },
-            })
+          ? deniedMessage(error.message, rt, action, destination, destinationRepository)
           : error.message,
     };
     if (sourceGone) error = undefined;
@@ -180,6 +173,32 @@ async function mirrorTo(
   }
   result.durationMs = Date.now() - started;
   return finish(rt, destination, result, error);
+}
+
+/** A refusal's record message: which action on which resource, and where the fix is. */
+function deniedMessage(
+  message: string,
+  rt: MirrorRuntime,
+  action: ImageAction,
+  destination: Destination,
+  destinationRepository: string,
+): string {
+  const source = {
+    accountId: rt.config.sourceAccountId,
+    region: rt.config.sourceRegion,
+    repository: action.repository,
+  };
+  if (destination.accountId !== undefined && destination.region !== undefined) {
+    const { accountId, region } = destination;
+    return deniedRecordMessage(message, {
+      source,
+      destination: { accountId, region, repository: destinationRepository },
+    });
+  }
+  // Not ECR: AWS's sentence, if any, is the source's refusal; otherwise the registry refused the
+  // credentials of the destination's secret.
+  if (parseDenial(message)) return deniedRecordMessage(message, { source, destination: source });
+  return `${destination.host} refused it for the credentials in ${destination.kind === 'registry' ? destination.credentials.secretArn : 'the destination'}; run \`ecr-mirror doctor\` for the fix: ${message}`;
 }
 
 type PushResult = Pick<

@@ -6,10 +6,18 @@ export interface Credentials {
 }
 
 /**
- * Where a registry's credentials come from: fixed (`--src-creds`), ECR's GetAuthorizationToken,
- * or none (anonymous). Called before each handshake, so a provider can refresh what expires.
+ * Where a registry's credentials come from: fixed (`--src-creds`), ECR's GetAuthorizationToken, a
+ * Secrets Manager secret, or none (anonymous). Called before each handshake, so a provider can
+ * refresh what expires.
  */
-export type CredentialProvider = () => Promise<Credentials | undefined>;
+export type CredentialProvider = (() => Promise<Credentials | undefined>) & {
+  /**
+   * Called when the registry (or its token server) refused what the provider gave: read the
+   * credentials again from where they come from (a rotated secret). Resolves true when asking again
+   * can help; the request is then tried once more. Without it a refusal is final.
+   */
+  refresh?: () => Promise<boolean>;
+};
 
 export const anonymous: CredentialProvider = async () => undefined;
 

@@ -12,6 +12,8 @@ export interface RegistryAccess {
   insecure?: boolean;
   /** Fixed credentials; without them ECR hosts use `ecrCredentialProvider`, others go anonymous. */
   credentials?: Credentials;
+  /** Credentials that may change (a Secrets Manager secret), asked before each handshake. */
+  credentialProvider?: CredentialProvider;
   /** Host to base URL, such as `{"1111….dkr.ecr.us-east-1.amazonaws.com": "http://127.0.0.1:5001"}`. */
   endpoints?: Readonly<Record<string, string>>;
   /**
@@ -41,6 +43,7 @@ export function openRegistry(host: string, access: RegistryAccess = {}): HttpReg
   const ecr = parseEcrHost(host) !== undefined;
   let credentials: CredentialProvider = anonymous;
   if (access.credentials) credentials = staticCredentials(access.credentials);
+  else if (access.credentialProvider) credentials = access.credentialProvider;
   else if (ecr) {
     if (!access.ecrCredentialProvider) {
       throw new MirrorError('INVALID_ARGUMENT', `${host} is an ECR registry: open it with ECR credentials`);
@@ -53,7 +56,7 @@ export function openRegistry(host: string, access: RegistryAccess = {}): HttpReg
     credentials,
     // ECR always wants Basic; with given credentials, offering them first saves the 401 round trip
     // (a registry that wants Bearer still answers with its challenge).
-    preemptiveBasic: ecr || access.credentials !== undefined,
+    preemptiveBasic: ecr || access.credentials !== undefined || access.credentialProvider !== undefined,
     userAgent: 'ecr-mirror/0.1',
     ...(access.timeouts && { timeouts: access.timeouts }),
     ...(access.retry && { retry: access.retry }),

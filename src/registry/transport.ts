@@ -315,7 +315,8 @@ export class Transport {
       return true;
     }
     if (challenges.some((c) => c.scheme === 'basic') || challenges.length === 0) {
-      if (this.auth.scheme === 'basic') return false; // we sent credentials and they were refused
+      // We sent credentials and they were refused: once, their source may have newer ones (rotation).
+      if (this.auth.scheme === 'basic') return (await this.options.credentials.refresh?.()) === true;
       const creds = await this.options.credentials();
       if (!creds) {
         throw new RegistryError(
@@ -337,7 +338,14 @@ export class Transport {
     if (pending) return pending;
     // Not retried here: send() retries the whole request, token included; retrying at both levels
     // made attempts² token requests against an auth server that is down.
-    const promise = this.requestToken(auth, scope).finally(() => this.pendingTokens.delete(scope));
+    const promise = this.requestToken(auth, scope)
+      .catch(async (err: unknown) => {
+        // The token server refused our credentials: once, their source may have newer ones (rotation).
+        const refused = err instanceof RegistryError && err.code === 'UNAUTHORIZED';
+        if (!refused || (await this.options.credentials.refresh?.()) !== true) throw err;
+        return this.requestToken(auth, scope);
+      })
+      .finally(() => this.pendingTokens.delete(scope));
     this.pendingTokens.set(scope, promise);
     return promise;
   }

@@ -56,10 +56,10 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
     destination(d) {
       let clients = destinations.get(d.id);
       if (!clients) {
-        const host = ecrHost(d.accountId, d.region);
+        const host = d.host;
         const registry = openRegistry(host, access);
         clients = {
-          label: `${d.accountId}/${d.region}`,
+          label: d.accountId !== undefined ? `${d.accountId}/${d.region}` : host,
           host,
           registry,
           // Local registries create repositories on the first push, and delete through the registry API.

@@ -194,3 +194,86 @@ test('checkDestinations names the setting it is given (the package-time param st
     checkDestinations([{ ...destination, externalId: undefined }], { setting: 'param "destinations"' }),
   ).toThrow(/^param "destinations"\[0\]\.externalId: /);
 });
+
+describe('destinations named by their registry, with credentials in a secret', () => {
+  const GOV_SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:ecr-mirror/gov';
+  const gov = {
+    id: 'gov',
+    registry: '123456789012.dkr.ecr.us-gov-west-1.amazonaws.com',
+    credentials: { secretArn: GOV_SECRET },
+  };
+  const ghcr = {
+    id: 'ghcr',
+    registry: 'ghcr.io',
+    repository: { template: 'acme/{name}' },
+    credentials: {
+      secretArn: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:ecr-mirror/ghcr-AbC123',
+      kmsKeyArn: 'arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    },
+  };
+  const load = (...destinations: unknown[]) =>
+    loadConfig({ ...base, DESTINATIONS: JSON.stringify(destinations) }).destinations;
+
+  test('the issue’s examples load beside a role destination: host, and account and region for ECR', () => {
+    const [role, g, h] = load(destination, gov, ghcr);
+    expect(role).toMatchObject({ kind: 'role', host: '222222222222.dkr.ecr.eu-west-1.amazonaws.com' });
+    expect(g).toMatchObject({
+      kind: 'registry',
+      id: 'gov',
+      host: gov.registry,
+      accountId: '123456789012',
+      region: 'us-gov-west-1',
+      credentials: { secretArn: GOV_SECRET },
+      repository: {},
+    });
+    expect(h).toMatchObject({ kind: 'registry', host: 'ghcr.io', credentials: ghcr.credentials });
+    expect(h).not.toHaveProperty('accountId');
+    // A registry that is not ECR is never the source registry, whatever its mapping.
+    expect(isOwnOutput('acme/api', loadConfig({ ...base, DESTINATIONS: JSON.stringify([ghcr]) }))).toBe(
+      false,
+    );
+  });
+
+  test('each field is checked, naming it', () => {
+    const bad = (d: Record<string, unknown>) => configError({ ...base, DESTINATIONS: JSON.stringify([d]) });
+    const { id: _, ...noId } = ghcr;
+    expect(bad(noId)).toBe('DESTINATIONS[0].id: is required for a destination named by its registry');
+    expect(bad({ ...ghcr, registry: 'https://ghcr.io/acme' })).toMatch(
+      /^DESTINATIONS\[0\]\.registry: must be a registry host/,
+    );
+    expect(bad({ ...ghcr, credentials: { secretArn: 'ecr-mirror/ghcr' } })).toMatch(
+      /DESTINATIONS\[0\]\.credentials\.secretArn: must be a Secrets Manager secret ARN/,
+    );
+    expect(bad({ ...ghcr, credentials: { ...ghcr.credentials, kmsKeyArn: 'alias/x' } })).toMatch(
+      /DESTINATIONS\[0\]\.credentials\.kmsKeyArn: must be a KMS key ARN/,
+    );
+    expect(bad({ ...ghcr, credentials: {} })).toBe('DESTINATIONS[0].credentials.secretArn: is required');
+    expect(bad({ ...ghcr, credentials: { ...ghcr.credentials, password: 'x' } })).toMatch(
+      /DESTINATIONS\[0\]\.credentials/,
+    );
+    expect(bad({ ...ghcr, roleArn: destination.roleArn })).toMatch(
+      /DESTINATIONS\[0\]\.roleArn: a destination with registry and credentials takes no role/,
+    );
+    expect(bad({ id: 'x', registry: 'ghcr.io' })).toBe('DESTINATIONS[0].credentials: is required');
+    // Repository settings are for repositories the mirror creates: in ECR only.
+    expect(bad({ ...ghcr, repositorySettings: { scanOnPush: true } })).toMatch(
+      /DESTINATIONS\[0\]\.repositorySettings: applies to ECR registries only/,
+    );
+    expect(load({ ...gov, repositorySettings: { scanOnPush: true } })[0]!.repositorySettings.scanOnPush).toBe(
+      true,
+    );
+    // The functions read the secret with their own roles: it is in the mirror's partition.
+    expect(
+      bad({
+        ...gov,
+        credentials: { secretArn: 'arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x' },
+      }),
+    ).toMatch(/DESTINATIONS\[0\]\.credentials\.secretArn: must be in the mirror's own partition \(aws\)/);
+  });
+
+  test('ids stay unique across both kinds', () => {
+    expect(() => checkDestinations([ghcr, { ...gov, id: 'ghcr' }])).toThrow(
+      'DESTINATIONS[1].id: "ghcr" is used twice',
+    );
+  });
+});

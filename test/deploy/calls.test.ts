@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-ecr';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import {
   ChangeMessageVisibilityCommand,
   SendMessageBatchCommand,
@@ -31,7 +32,7 @@ import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
 import { getBlob, pushBlob, pushImage, pushManifest } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
 import { type FaultProxy, type SeenRequest, startFaultProxy } from '../support/fault-proxy';
-import { startRegistry, type TestRegistry } from '../support/registry';
+import { startRegistry, TEST_CREDS, type TestRegistry } from '../support/registry';
 import { actionOf } from './sdk-actions';
 
 /**
@@ -45,6 +46,8 @@ const SOURCE_REGION = 'us-east-1';
 const SOURCE = `111111111111.dkr.ecr.${SOURCE_REGION}.amazonaws.com`;
 const DEST = '222222222222.dkr.ecr.eu-west-1.amazonaws.com';
 const TABLE = 'calls-test';
+const OTHER = 'registry.example.com';
+const SECRET_ARN = `arn:aws:secretsmanager:${SOURCE_REGION}:111111111111:secret:ecr-mirror/other-AbC123`;
 const DLQ = 'https://sqs.us-east-1.amazonaws.com/111111111111/ecr-mirror-dlq';
 const QUEUE = 'https://sqs.us-east-1.amazonaws.com/111111111111/ecr-mirror';
 
@@ -86,6 +89,7 @@ const sts = mockClient(STSClient);
 const events = mockClient(EventBridgeClient);
 const sqs = mockClient(SQSClient);
 const lambda = mockClient(LambdaClient);
+const secrets = mockClient(SecretsManagerClient);
 
 let a: TestRegistry;
 let b: TestRegistry;
@@ -109,7 +113,8 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  for (const m of [ecr, sts, events, sqs, lambda]) m.reset();
+  for (const m of [ecr, sts, events, sqs, lambda, secrets]) m.reset();
+  secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(TEST_CREDS) });
   source.requests.length = 0;
   destination.requests.length = 0;
   mockEcrToken(ecr);
@@ -147,13 +152,25 @@ function config(env: Record<string, string> = {}) {
         roleArn: 'arn:aws:iam::222222222222:role/ecr-mirror-destination',
         externalId: 'external-b',
       },
+      // A destination named by its registry, with a login in a secret (the same registry, by another
+      // name, under a namespace of its own): the secret is read with the function's role.
+      {
+        id: 'other',
+        registry: OTHER,
+        credentials: { secretArn: SECRET_ARN },
+        repository: { addPrefix: 'other/' },
+      },
     ]),
     STATUS_TABLE: TABLE,
     DEAD_LETTER_QUEUE_URL: DLQ,
     MIRROR_QUEUE_URL: QUEUE,
     SYNC_DELETES: 'true',
     RESYNC_API_RATE: '100',
-    REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: source.url, [DEST]: destination.url }),
+    REGISTRY_ENDPOINTS: JSON.stringify({
+      [SOURCE]: source.url,
+      [DEST]: destination.url,
+      [OTHER]: destination.url,
+    }),
     ...env,
   });
 }
@@ -170,7 +187,7 @@ function event(action: 'push' | 'delete', repository: string, tag: string, diges
 async function performed(): Promise<Set<string>> {
   const done = new Set<string>();
   const add = (caller: Caller, action: string) => done.add(`${caller} ${action}`);
-  const mocks = [ecr, sts, events, sqs, lambda] as unknown as {
+  const mocks = [ecr, sts, events, sqs, lambda, secrets] as unknown as {
     send: { getCalls(): { thisValue: unknown; args: unknown[] }[] };
   }[];
   for (const mock of mocks) {
@@ -283,7 +300,8 @@ test('the resync function performs exactly the SDK and registry actions listed f
   });
   const handler = createResyncHandler(services);
   const result = (await handler({}, context)) as { summary: { enqueued: number; complete: boolean } };
-  expect(result.summary).toMatchObject({ enqueued: 1, complete: true });
+  // v2 for both destinations; v1 for the one named by its registry (other/team/app has nothing yet).
+  expect(result.summary).toMatchObject({ enqueued: 2, complete: true });
   // A run short of time continues in a new invocation of itself.
   await handler({}, { ...context, getRemainingTimeInMillis: () => 1_000 });
   expect(lambda.commandCalls(InvokeCommand)).toHaveLength(1);

@@ -207,3 +207,34 @@ export function zipEntries(zip: Buffer): string[] {
   }
   return names;
 }
+
+/**
+ * The values of a packaged template's conditions, where each is known at package time: `Fn::Equals`
+ * of two strings (serverless.yml's conditions compare a value the param step computed with "true"),
+ * and `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition` over those.
+ */
+export function conditionValues(template: Template): Record<string, boolean> {
+  const conditions = (template.Conditions ?? {}) as JsonObject;
+  const values: Record<string, boolean> = {};
+  const evaluate = (value: Json): boolean => {
+    if (!isObject(value)) throw new Error(`not a condition: ${JSON.stringify(value)}`);
+    if ('Condition' in value) return conditionValue(String(value.Condition));
+    const [fn, args] = Object.entries(value)[0]!;
+    const list = asList(args as Json | Json[]);
+    if (fn === 'Fn::Equals') {
+      if (!list.every((a) => typeof a === 'string'))
+        throw new Error(`not known at package time: ${JSON.stringify(value)}`);
+      return list[0] === list[1];
+    }
+    if (fn === 'Fn::Not') return !evaluate(list[0]!);
+    if (fn === 'Fn::And') return list.every(evaluate);
+    if (fn === 'Fn::Or') return list.some(evaluate);
+    throw new Error(`unknown condition function ${fn}`);
+  };
+  const conditionValue = (name: string): boolean => {
+    if (!(name in values)) values[name] = evaluate(conditions[name]!);
+    return values[name]!;
+  };
+  for (const name of Object.keys(conditions)) conditionValue(name);
+  return values;
+}

@@ -8,6 +8,7 @@ export const SERVICES: Record<string, (command: string) => string> = {
   '@aws-sdk/client-lambda': (c) => `lambda:${c === 'Invoke' ? 'InvokeFunction' : c}`,
   // IAM authorizes the batch forms as the single ones.
   '@aws-sdk/client-sqs': (c) => `sqs:${c.replace(/Batch$/, '')}`,
+  '@aws-sdk/client-secrets-manager': (c) => `secretsmanager:${c}`,
   '@aws-sdk/client-sts': (c) => `sts:${c}`,
   // The document client's commands send the table API's.
   '@aws-sdk/lib-dynamodb': (c) => {

@@ -11,6 +11,7 @@ import { STATUS_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../src/status/schema
 import { ensureBuilt } from '../support/run-built';
 import {
   asList,
+  conditionValues,
   danglingReferences,
   dependencyCycle,
   type Json,
@@ -20,6 +21,7 @@ import {
   roleStatements,
   statementsFor,
   type Template,
+  withConditions,
   zipEntries,
 } from './cloudformation';
 
@@ -50,12 +52,29 @@ const DESTINATIONS = [
   },
 ];
 const ROLE_ARNS = DESTINATIONS.map((d) => d.roleArn);
+/** Destinations named by their registry: a GovCloud ECR (access keys) and GHCR (a login), secrets in A. */
+const GOV_SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:ecr-mirror/gov-AbC123';
+const GHCR_SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:ecr-mirror/ghcr';
+const SECRET_KEY = 'arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+const SECRET_DESTINATIONS = [
+  {
+    id: 'gov',
+    registry: '123456789012.dkr.ecr.us-gov-west-1.amazonaws.com',
+    credentials: { secretArn: GOV_SECRET, kmsKeyArn: SECRET_KEY },
+  },
+  {
+    id: 'ghcr',
+    registry: 'ghcr.io',
+    repository: { template: 'acme/{name}' },
+    credentials: { secretArn: GHCR_SECRET },
+  },
+];
 const EXTRA_ROLE = 'arn:aws:iam::444444444444:role/ecr-mirror-destination';
 const TOPIC = 'arn:aws:sns:us-east-1:111111111111:ops-alerts';
 
 const DEFAULT_PARAMS = { destinations: JSON.stringify(DESTINATIONS) };
 const CUSTOM_PARAMS = {
-  destinations: JSON.stringify(DESTINATIONS),
+  destinations: JSON.stringify([...DESTINATIONS, ...SECRET_DESTINATIONS]),
   destinationRoleArns: [...ROLE_ARNS, EXTRA_ROLE].join(','),
   sourceAccountId: '111111111111',
   repositoryPrefixes: 'team-a/, base/',
@@ -66,6 +85,8 @@ const CUSTOM_PARAMS = {
   latencyAlarmMinutes: '2.5',
   dashboard: 'false',
 };
+/** Only destinations named by their registry: no role to assume at all. */
+const SECRET_ONLY_PARAMS = { destinations: JSON.stringify(SECRET_DESTINATIONS) };
 
 interface Packaged {
   template: Template;
@@ -159,13 +180,15 @@ describe('serverless.yml packaged by osls', () => {
   const dirs: string[] = [];
   let defaults: Packaged;
   let custom: Packaged;
+  let secretOnly: Packaged;
 
   beforeAll(async () => {
-    [defaults, custom] = await Promise.all([
+    [defaults, custom, secretOnly] = await Promise.all([
       packageService(DEFAULT_PARAMS, dirs),
       packageService(CUSTOM_PARAMS, dirs),
+      packageService(SECRET_ONLY_PARAMS, dirs),
     ]);
-  }, 55_000);
+  }, 90_000);
 
   afterAll(async () => {
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
@@ -419,7 +442,12 @@ describe('serverless.yml packaged by osls', () => {
       const logical = role['Fn::GetAtt'][0];
       return [logical, named(p.template, logical)];
     };
-    const statements = (p: Packaged, name: FunctionName) => roleStatements(roleOf(p, name)[1]);
+    /** The role's statements as CloudFormation creates them: its conditions evaluated. */
+    const statements = (p: Packaged, name: FunctionName) => {
+      const role = roleOf(p, name)[1];
+      const evaluated = withConditions(role.Properties ?? {}, conditionValues(p.template)) as JsonObject;
+      return roleStatements({ ...role, Properties: evaluated });
+    };
     const granted = (p: Packaged, name: FunctionName, action: string) =>
       statementsFor(statements(p, name), action).flatMap((s) => asList(s.Resource));
     const sourceArn = `arn:\${AWS::Partition}:ecr:\${SourceRegion}:\${SourceAccountId}:repository/`;
@@ -449,8 +477,12 @@ describe('serverless.yml packaged by osls', () => {
     it.each(['mirror', 'resync'] as const)(
       'grants the %s function exactly the actions src/permissions.ts lists for it',
       (name) => {
-        const listed = PERMISSIONS[name].filter((p) => p.caller === 'function').map((p) => p.action);
-        for (const p of [defaults, custom]) {
+        for (const p of [defaults, custom, secretOnly]) {
+          // A grant under a condition (roles to assume, secrets to read) only when the destinations need it.
+          const conditions = conditionValues(p.template);
+          const listed = PERMISSIONS[name]
+            .filter((x) => x.caller === 'function' && (!x.when || conditions[x.when]))
+            .map((x) => x.action);
           const actions = statements(p, name).flatMap((s) => asList(s.Action));
           expect([...actions].sort()).toEqual([...listed].sort());
           expect(statements(p, name).every((s) => s.Effect === 'Allow' && s.Resource !== undefined)).toBe(
@@ -486,6 +518,32 @@ describe('serverless.yml packaged by osls', () => {
       for (const name of ['mirror', 'resync'] as const) {
         expect(granted(defaults, name, 'sts:AssumeRole')).toEqual(ROLE_ARNS);
         expect(granted(custom, name, 'sts:AssumeRole')).toEqual([...ROLE_ARNS, EXTRA_ROLE]);
+        // No role to assume: no statement (an empty Resource would be refused by IAM).
+        expect(statementsFor(statements(secretOnly, name), 'sts:AssumeRole')).toEqual([]);
+      }
+    });
+
+    it('lets both functions read exactly the configured destination secrets, and decrypt through Secrets Manager', () => {
+      for (const name of ['mirror', 'resync'] as const) {
+        // A complete ARN as it is; a partial one (no random suffix) as the secret of that name.
+        expect(granted(custom, name, 'secretsmanager:GetSecretValue')).toEqual([
+          GOV_SECRET,
+          `${GHCR_SECRET}-??????`,
+        ]);
+        expect(granted(secretOnly, name, 'secretsmanager:GetSecretValue')).toEqual([
+          GOV_SECRET,
+          `${GHCR_SECRET}-??????`,
+        ]);
+        expect(statementsFor(statements(defaults, name), 'secretsmanager:GetSecretValue')).toEqual([]);
+        const decrypt = statementsFor(statements(custom, name), 'kms:Decrypt');
+        expect(decrypt.map((st) => [asList(st.Action), st.Resource, st.Condition])).toEqual([
+          [
+            ['kms:Decrypt'],
+            [SECRET_KEY],
+            { StringLike: { 'kms:ViaService': { 'Fn::Sub': `secretsmanager.*.\${AWS::URLSuffix}` } } },
+          ],
+        ]);
+        expect(statementsFor(statements(defaults, name), 'kms:Decrypt')).toEqual([]);
       }
     });
 
@@ -768,6 +826,23 @@ describe('infra/serverless-params.cjs', () => {
         'param:sourceRegion': 'us-east-1',
       }),
     ).rejects.toThrow('param "destinations"[0].repository: maps "team/api" onto itself');
+  });
+
+  it('checks destinations named by their registry too, and lists their secrets and keys for IAM', async () => {
+    const secretParams = { 'param:destinations': JSON.stringify(SECRET_DESTINATIONS) };
+    await expect(
+      call('destinationsJson', {
+        'param:destinations': JSON.stringify([{ ...SECRET_DESTINATIONS[1], registry: 'https://ghcr.io' }]),
+      }),
+    ).rejects.toThrow('param "destinations"[0].registry: must be a registry host');
+    await expect(call('destinationSecretArns', secretParams)).resolves.toEqual([
+      GOV_SECRET,
+      `${GHCR_SECRET}-??????`,
+    ]);
+    await expect(call('secretKmsKeyArns', secretParams)).resolves.toEqual([SECRET_KEY]);
+    await expect(call('hasDestinationRoles', secretParams)).resolves.toBe('false');
+    await expect(call('hasDestinationRoles')).resolves.toBe('true');
+    await expect(call('hasDestinationSecrets')).resolves.toBe('false');
   });
 
   it('refuses an unquoted account id and a prefix no repository name can start with', async () => {

@@ -30,6 +30,7 @@ test('a refused source read gets the actions the function roles hold on source r
   const onSourceRepositories = Object.values(yaml.resources.Resources)
     .filter((r) => r.Type === 'AWS::IAM::Role')
     .flatMap(roleStatements)
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a serverless.yml variable, as written there
     .filter((s) => s.Resource === '${file(./infra/serverless-params.cjs):sourceRepositoryArns}');
   expect(onSourceRepositories.length).toBeGreaterThan(0);
   // Never BatchCheckLayerAvailability: no function calls it on the source, nor is it granted there.
