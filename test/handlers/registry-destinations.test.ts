@@ -1,4 +1,4 @@
-import { ECRClient } from '@aws-sdk/client-ecr';
+import { DescribeRepositoriesCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
@@ -203,6 +203,53 @@ test('a rotation is picked up after the cache time even when the old value still
   );
   // With no cache time every handshake reads the secret: more than once per destination.
   expect(secretReads(BASIC_SECRET).length).toBeGreaterThan(1);
+});
+
+test('an ECR registry of another partition, with access keys from the secret: token, repository, image', async () => {
+  const GOV = '123456789012.dkr.ecr.us-gov-west-1.amazonaws.com';
+  const GOV_SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:ecr-mirror/gov';
+  secrets
+    .on(GetSecretValueCommand, { SecretId: GOV_SECRET })
+    .resolves({
+      SecretString: JSON.stringify({ accessKeyId: 'AKIAGOV', secretAccessKey: 'gov-secret-key' }),
+    });
+  ecr.on(DescribeRepositoriesCommand).resolves({ repositories: [{ repositoryName: 'team/gov' }] });
+  const config = loadConfig({
+    SOURCE_ACCOUNT_ID: '111111111111',
+    SOURCE_REGION: 'us-east-1',
+    DESTINATIONS: JSON.stringify([{ id: 'gov', registry: GOV, credentials: { secretArn: GOV_SECRET } }]),
+    STATUS_TABLE: TABLE,
+    // The GovCloud registry is played by the Basic registry; its token is that registry's login.
+    REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: source.url, [GOV]: basic.url }),
+  });
+  const rt = mirrorRuntime(config, {
+    registry: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 50, maxElapsedMs: 2_000 } },
+  });
+  const img = await pushImage(source, 'team/gov', 'v1', { layers: [2_000] });
+  const res = await createMirrorHandler(rt)(
+    sqsEvent(sqsRecord(event('push', 'team/gov', 'v1', img.manifest.digest))),
+    context,
+  );
+  expect(res.batchItemFailures).toEqual([]);
+  expect((await getManifest(basic, 'team/gov', 'v1')).digest).toBe(img.manifest.digest);
+  // The destination's token and repository check: in us-gov-west-1, signed with the secret's keys.
+  const asGov = await Promise.all(
+    ecr.calls().map(async (c) => {
+      const client = c.thisValue as ECRClient;
+      return [
+        c.args[0].constructor.name,
+        await client.config.region(),
+        (await client.config.credentials()).accessKeyId,
+      ];
+    }),
+  );
+  expect(asGov).toEqual(
+    expect.arrayContaining([
+      ['GetAuthorizationTokenCommand', 'us-gov-west-1', 'AKIAGOV'],
+      ['DescribeRepositoriesCommand', 'us-gov-west-1', 'AKIAGOV'],
+    ]),
+  );
+  expect(sts.calls()).toHaveLength(0);
 });
 
 test('deletion sync deletes the tag through the registry API, and resync compares tags there', async () => {
