@@ -208,11 +208,9 @@ test('a rotation is picked up after the cache time even when the old value still
 test('an ECR registry of another partition, with access keys from the secret: token, repository, image', async () => {
   const GOV = '123456789012.dkr.ecr.us-gov-west-1.amazonaws.com';
   const GOV_SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:ecr-mirror/gov';
-  secrets
-    .on(GetSecretValueCommand, { SecretId: GOV_SECRET })
-    .resolves({
-      SecretString: JSON.stringify({ accessKeyId: 'AKIAGOV', secretAccessKey: 'gov-secret-key' }),
-    });
+  secrets.on(GetSecretValueCommand, { SecretId: GOV_SECRET }).resolves({
+    SecretString: JSON.stringify({ accessKeyId: 'AKIAGOV', secretAccessKey: 'gov-secret-key' }),
+  });
   ecr.on(DescribeRepositoriesCommand).resolves({ repositories: [{ repositoryName: 'team/gov' }] });
   const config = loadConfig({
     SOURCE_ACCOUNT_ID: '111111111111',
