@@ -3,6 +3,7 @@ import { DOCKER_HUB } from '../core/reference';
 import { MirrorError } from '../errors';
 import { anonymous, type CredentialProvider, type Credentials, staticCredentials } from './auth';
 import { HttpRegistry } from './http-registry';
+import type { Pacing } from './pacing';
 import type { RetryPolicy } from './retry';
 import type { Timeouts } from './transport';
 import type { UploadMode } from './upload';
@@ -25,6 +26,8 @@ export interface RegistryAccess {
   retry?: RetryPolicy;
   uploadMode?: UploadMode;
   chunkBytes?: number;
+  /** Pacing per host and action class; the process's shared one by default. */
+  pacing?: Pacing;
 }
 
 /** Where a registry host is reached: a mapped endpoint, Docker Hub's API host, or the host itself. */
@@ -62,5 +65,6 @@ export function openRegistry(host: string, access: RegistryAccess = {}): HttpReg
     ...(access.retry && { retry: access.retry }),
     ...(access.uploadMode && { uploadMode: access.uploadMode }),
     ...(access.chunkBytes && { chunkBytes: access.chunkBytes }),
+    ...(access.pacing && { pacing: access.pacing }),
   });
 }

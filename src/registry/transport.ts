@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
 import { MirrorError, throwIfAborted, untilAborted } from '../errors';
 import { basicAuthorization, type CredentialProvider, parseChallenges, type TokenResponse } from './auth';
-import { errorFromResponse, RegistryError, redactUrl } from './errors';
+import { errorFromResponse, parseRetryAfter, RegistryError, redactUrl } from './errors';
 import { closePools, type HttpResponse, httpRequest, type ResponseBody, readLimited, TIMEOUT } from './http';
+import { actionClass, type Pacing, registryPacing } from './pacing';
 import { closeIdleDownloads, pooledGet } from './pooled-get';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
 
@@ -54,6 +55,8 @@ export interface TransportOptions {
   retry?: RetryPolicy;
   timeouts?: Partial<Timeouts>;
   userAgent?: string;
+  /** Adaptive pacing per host and action class; the process's shared one by default. */
+  pacing?: Pacing;
 }
 
 export interface RegistryRequest {
@@ -260,9 +263,12 @@ export class Transport {
     headers: Record<string, string>,
     body: Buffer | Readable | undefined,
   ): Promise<RegistryResponse> {
-    this.counts[req.kind]++;
     const label = `${req.what} (${redactUrl(url)})`;
     const signal = req.signal;
+    // Every request waits for its turn at its host and action class, and tells the pace how it went.
+    const pace = (this.options.pacing ?? registryPacing).pace(url.host, actionClass(method, req.kind));
+    const sentAt = await pace.acquire(signal);
+    this.counts[req.kind]++;
     try {
       const res =
         req.pooledBody && method === 'GET'
@@ -275,6 +281,7 @@ export class Transport {
               label,
               ...(signal && { signal }),
             });
+      pace.settle(sentAt, res.statusCode, parseRetryAfter(header({ headers: res.headers }, 'retry-after')));
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     } catch (err) {
       throw transportError(label, err);
