@@ -7,6 +7,22 @@ import { actionClass, type Pacing, registryPacing } from './pacing';
 import { closeIdleDownloads, pooledGet } from './pooled-get';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
 
+export type BlobHttp = 'pooled' | 'node';
+
+/** The environment variable that puts blob GETs back on node:http (see TransportOptions.blobHttp). */
+export const BLOB_HTTP_ENV = 'ECR_MIRROR_BLOB_HTTP';
+
+function blobHttp(given: BlobHttp | undefined): BlobHttp {
+  const value = given ?? process.env[BLOB_HTTP_ENV] ?? 'pooled';
+  if (value !== 'pooled' && value !== 'node') {
+    throw new MirrorError(
+      'INVALID_CONFIG',
+      `${BLOB_HTTP_ENV} must be "pooled" (the default) or "node", not ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
 /** What a request touches, for the per-registry request counts in copy summaries and benchmarks. */
@@ -57,6 +73,12 @@ export interface TransportOptions {
   userAgent?: string;
   /** Adaptive pacing per host and action class; the process's shared one by default. */
   pacing?: Pacing;
+  /**
+   * How blob GETs are read: `pooled` (pooled-get.ts, the default) or `node` (node:http, as every other
+   * request). Defaults to the environment's ECR_MIRROR_BLOB_HTTP: the way back should the hand-written
+   * HTTP/1.1 reader ever misread a registry.
+   */
+  blobHttp?: BlobHttp;
 }
 
 export interface RegistryRequest {
@@ -126,12 +148,14 @@ export class Transport {
   };
   private readonly retry: RetryPolicy;
   private readonly timeouts: Timeouts;
+  private readonly pooledBlobs: boolean;
   private readonly userAgent: string;
   private auth: AuthState;
   private readonly tokens = new Map<string, Token>();
   private readonly pendingTokens = new Map<string, Promise<Token>>();
 
   constructor(private readonly options: TransportOptions) {
+    this.pooledBlobs = blobHttp(options.blobHttp) === 'pooled';
     this.base = new URL(options.baseUrl);
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
@@ -271,7 +295,7 @@ export class Transport {
     this.counts[req.kind]++;
     try {
       const res =
-        req.pooledBody && method === 'GET'
+        req.pooledBody && method === 'GET' && this.pooledBlobs
           ? await pooledGet(url, { headers, timeouts: this.timeouts, label, ...(signal && { signal }) })
           : await httpRequest(url, {
               method,

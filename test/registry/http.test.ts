@@ -10,7 +10,9 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { anonymous } from '../../src/registry/auth';
 import { closePools, httpRequest } from '../../src/registry/http';
+import { BLOB_HTTP_ENV, Transport } from '../../src/registry/transport';
 
 const TIMEOUTS = { connectMs: 2_000, headersMs: 5_000, bodyMs: 5_000 };
 const FIXTURES = join(__dirname, '../fixtures/tls');
@@ -86,5 +88,23 @@ test('an https:// URL goes over TLS, with the certificate checked', async () => 
     expect((err as { code?: string }).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
   } finally {
     server.close();
+  }
+});
+
+test('ECR_MIRROR_BLOB_HTTP is pooled or node; anything else is refused, naming the setting', () => {
+  const open = () => new Transport({ baseUrl: 'http://127.0.0.1:1', credentials: anonymous });
+  const saved = process.env[BLOB_HTTP_ENV];
+  try {
+    for (const value of ['pooled', 'node']) {
+      process.env[BLOB_HTTP_ENV] = value;
+      expect(open).not.toThrow();
+    }
+    process.env[BLOB_HTTP_ENV] = 'undici';
+    expect(open).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining(BLOB_HTTP_ENV) }),
+    );
+  } finally {
+    if (saved === undefined) delete process.env[BLOB_HTTP_ENV];
+    else process.env[BLOB_HTTP_ENV] = saved;
   }
 });
