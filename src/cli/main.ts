@@ -53,6 +53,46 @@ ECR hosts need no credential flags: they use GetAuthorizationToken with the defa
   .action(runCopy);
 
 program
+  .command('sync')
+  .description(
+    'copy a fleet: every repository under SRC (and every tag) that DST lacks or holds at another digest',
+  )
+  .argument('<SRC_REGISTRY[/PREFIX]>', 'source registry, optionally a repository prefix: localhost:5001/team')
+  .argument('<DST_REGISTRY[/PREFIX]>', 'destination registry; the source prefix is replaced by this one')
+  .option('--repositories <GLOB,...>', 'only source repositories matching these globs (full names: team/*)')
+  .option('--exclude-repositories <GLOB,...>', 'leave out source repositories matching these globs')
+  .option('--tags <GLOB,...>', 'only tags matching these globs (v*)')
+  .option('--exclude-tags <GLOB,...>', 'leave out tags matching these globs (*-dev)')
+  .option('--dry-run', 'list what would be copied; copy nothing')
+  .option('--concurrency <N>', 'blobs in flight at once, all images together (default 8)')
+  .option('--images <N>', 'images copied at once (default 4)')
+  .addOption(new Option('--src-creds <U:P>', 'source credentials').env('ECR_MIRROR_SRC_CREDS'))
+  .addOption(new Option('--dest-creds <U:P>', 'destination credentials').env('ECR_MIRROR_DEST_CREDS'))
+  .option('--insecure', 'use plain HTTP for registries that are not ECR (local registries)')
+  .option('--no-referrers', 'leave signatures, SBOMs and attestations (and their tags) behind')
+  .addOption(
+    new Option('--registry-endpoints <JSON>', 'map registry hosts to base URLs')
+      .env('REGISTRY_ENDPOINTS')
+      .hideHelp(),
+  )
+  .option('--json', 'print the summary as JSON')
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 when every image is in sync, 1 when any failed (each listed), 2 on a usage error, 130 after Ctrl-C.
+
+Examples:
+  ecr-mirror sync 111111111111.dkr.ecr.us-east-1.amazonaws.com/team 222222222222.dkr.ecr.eu-west-1.amazonaws.com/mirror/team
+  ecr-mirror sync --insecure --src-creds u:p --dest-creds u:p --tags 'v*' localhost:5001 localhost:5002
+  ecr-mirror sync --dry-run ghcr.io/org 123456789012.dkr.ecr.eu-west-1.amazonaws.com/org
+
+ECR hosts need no credential flags: listings use DescribeRepositories and ListImages, logins
+GetAuthorizationToken, with the default AWS credential chain.`,
+  )
+  // Loaded with the command: the other commands start without it.
+  .action(async (src, dst, opts) => (await import('./sync')).runSyncCommand(src, dst, opts));
+
+program
   .command('status')
   .description('show where images stand: the mirror status table, newest first')
   .argument('[REPO[:TAG]]', 'one source repository, optionally one tag (or REPO@sha256:…)')

@@ -173,6 +173,12 @@ export class Copier {
 
   /** Copies what `manifest` references (blobs, or child manifests and theirs), not the manifest itself. */
   async copyContent(manifest: Manifest, depth = 0): Promise<void> {
+    if (this.source.host === this.destination.host && this.sourceRepository !== this.destinationRepository) {
+      // A copy within one registry: the source repository's image references these blobs, so the
+      // registry can mount every one of them from there.
+      const digests = blobsToCopy(manifest).map((b) => b.digest);
+      this.ledger.committed(this.destination.host, this.sourceRepository, digests);
+    }
     // Children and blobs start together; allSettled lets in-flight transfers end before we report.
     const tasks = [
       ...manifest.manifests.map((child) => this.copyManifestByDigest(child, depth + 1)),

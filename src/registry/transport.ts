@@ -87,6 +87,8 @@ export interface RegistryRequest {
   url: string;
   /** Repository the request acts on: the token scope. */
   repository: string;
+  /** More access the token must grant (`repository:<name>:pull`): a mount reads where it mounts from. */
+  scopes?: readonly string[];
   push?: boolean;
   headers?: Record<string, string>;
   /** A Buffer can be sent again; a stream cannot, so a request with one is never retried here. */
@@ -198,7 +200,10 @@ export class Transport {
   }
 
   private async exchange(req: RegistryRequest): Promise<RegistryResponse> {
-    const scope = `repository:${req.repository}:${req.push ? 'pull,push' : 'pull'}`;
+    const scope = [
+      `repository:${req.repository}:${req.push ? 'pull,push' : 'pull'}`,
+      ...(req.scopes ?? []),
+    ].join(' ');
     const streaming = req.body !== undefined && !Buffer.isBuffer(req.body);
     let url = new URL(req.url, this.base);
     let method = req.method;
@@ -396,7 +401,8 @@ export class Transport {
       );
     }
     if (auth.service) url.searchParams.set('service', auth.service);
-    url.searchParams.set('scope', scope);
+    // One `scope` parameter per grant, as the token spec has it (a mount asks for two repositories).
+    for (const one of scope.split(' ')) url.searchParams.append('scope', one);
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
     const creds = await this.options.credentials();
     if (creds && url.protocol === 'http:' && this.base.protocol === 'https:') {

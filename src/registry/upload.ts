@@ -83,6 +83,7 @@ export class BlobUploader {
         method: 'POST',
         url: `/v2/${repository}/blobs/uploads/?${query}`,
         repository,
+        scopes: [`repository:${from}:pull`],
         push: true,
         expect: [201, 202],
         kind: 'upload',

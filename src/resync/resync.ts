@@ -2,7 +2,7 @@ import { type Destination, isOwnOutput, type MirrorConfig, repositoryInScope } f
 import { mapRepository } from '../config/mapping';
 import { type Filter, matchesFilter } from '../config/patterns';
 import { describeError, MirrorError } from '../errors';
-import type { RegistryClient } from '../registry/registry';
+import type { CallOptions, RegistryClient } from '../registry/registry';
 import { createLimiter } from '../util/limit';
 import {
   addError,
@@ -208,10 +208,17 @@ async function check(
   for (const f of found) summary.destinations[f.destinationId]!.enqueued++;
 }
 
-/** A destination repository's tags; undefined when the repository does not exist yet. */
-async function listTags(registry: RegistryClient, repository: string): Promise<Set<string> | undefined> {
+/**
+ * A destination repository's tags; undefined when the repository does not exist yet. With
+ * destinationDigests, how a resync and `ecr-mirror sync` learn what a destination holds.
+ */
+export async function listTags(
+  registry: RegistryClient,
+  repository: string,
+  options: CallOptions = {},
+): Promise<Set<string> | undefined> {
   try {
-    return new Set(await registry.listTags(repository));
+    return new Set(await registry.listTags(repository, options));
   } catch (err) {
     if ((err as { code?: string }).code === 'NOT_FOUND') return undefined;
     throw err;
@@ -219,11 +226,12 @@ async function listTags(registry: RegistryClient, repository: string): Promise<S
 }
 
 /** The digests a destination holds for these tags: a HEAD per tag it has (a tag it lacks needs none). */
-async function destinationDigests(
+export async function destinationDigests(
   registry: RegistryClient,
   repository: string,
-  images: SourceImage[],
+  images: readonly SourceImage[],
   present: Set<string> | undefined,
+  options: CallOptions = {},
 ): Promise<Map<string, string>> {
   if (!present) return new Map();
   const limit = createLimiter(8);
@@ -233,7 +241,7 @@ async function destinationDigests(
       .filter((i) => present.has(i.tag))
       .map((i) =>
         limit(async () => {
-          const head = await registry.headManifest(repository, i.tag);
+          const head = await registry.headManifest(repository, i.tag, options);
           if (head) out.set(i.tag, head.digest);
         }),
       ),

@@ -7,11 +7,11 @@ import { BlobLedger } from '../copy/blob-ledger';
 import { ecrHost } from '../core/ecr-host';
 import { LOCAL_PASSWORD, LOCAL_USER } from '../local/registry-server';
 import type { DeadLetter, DestinationClients, MirrorRuntime } from '../mirror/ports';
-import type { HttpRegistry } from '../registry/http-registry';
 import { openRegistry } from '../registry/open';
 import type { ResyncServices } from '../resync/handler';
 import { jobEvent } from '../resync/wire';
 import type { MirrorRecord } from '../status/schema';
+import { registryInventory } from '../sync/inventory';
 
 /**
  * The mirror's runtime with loopback stand-ins at the AWS edges, for `npm start`: real registries
@@ -84,10 +84,7 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
     config,
     destinationRegistry: (d) => runtime.destination(d).registry,
     log: new DynamoResyncLog(dynamodb, config.statusTable, config.historyTtlDays),
-    inventory: {
-      repositories: (next) => source.catalogPage(next),
-      images: (repository) => registryImages(source, repository),
-    },
+    inventory: registryInventory(source),
     enqueue: async (jobs) => {
       for (const job of jobs) {
         seq++;
@@ -97,19 +94,6 @@ export function createLocalRun(config: MirrorConfig, dynamodb: DynamoDBClient): 
     },
   };
   return { runtime, resync, published, deadLetters, queue };
-}
-
-/** A local registry's tagged images, grouped by digest as ECR's DescribeImages would answer. */
-async function registryImages(
-  registry: HttpRegistry,
-  repository: string,
-): Promise<{ images: { digest: string; tags: string[] }[] }> {
-  const byDigest = new Map<string, string[]>();
-  for (const tag of await registry.listTags(repository)) {
-    const head = await registry.headManifest(repository, tag);
-    if (head) byDigest.set(head.digest, [...(byDigest.get(head.digest) ?? []), tag]);
-  }
-  return { images: [...byDigest].map(([digest, tags]) => ({ digest, tags })) };
 }
 
 /** An SQS record as the Lambda event source delivers it (the local run and the tests build them). */
