@@ -12,7 +12,12 @@
  *   BENCH_STRICT=1          exit 1 when a target is missed
  *   BENCH_CLI_ARGS=…        extra arguments for every ecr-mirror copy (e.g. --no-referrers)
  *   BENCH_NO_GNU_TIME=1     measure peak RSS by polling /proc/<pid>/status VmHWM, not with /usr/bin/time
+ *   BENCH_FLEET_RUNS=5      rounds of the fleet case (each: both tools, cold then warm, alternating)
+ *   BENCH_FLEET_REPOS=6     repositories in the fleet; BENCH_FLEET_TAGS=4 tags each (each signed)
+ *   BENCH_FLEET_SWEEP=1     also time ecr-mirror sync cold with --images BENCH_FLEET_IMAGES (1,2,4,8)
+ *                           and --concurrency BENCH_FLEET_CONCURRENCY (4,8,16), median of 3 each
  */
+import '../src/local/quiet';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +27,16 @@ import type { CopySummary } from '../src/copy/events';
 import { MediaType } from '../src/core/media-types';
 import { LOCAL_HTPASSWD } from '../src/local/registry-server';
 import { TEST_PASSWORD, TEST_USER } from '../test/support/registry';
+import {
+  type FleetContext,
+  type FleetRun,
+  skopeoIsolation,
+  syncWithEcrMirror,
+  syncWithSkopeo,
+  verifyFleet,
+} from './fleet';
+import { type Fleet, seedFleet } from './fleet-seed';
+import { multiArchBatch } from './multiarch';
 import { check, GNU_TIME, type RunResult, runCommand, running } from './process';
 import { BenchRegistry } from './registry';
 import { seedImage } from './seed';
@@ -65,6 +80,14 @@ const SWEEP_RUNS = intEnv('BENCH_SWEEP_RUNS', 3);
 const STRICT = process.env.BENCH_STRICT === '1';
 const EXTRA_CLI_ARGS = (process.env.BENCH_CLI_ARGS ?? '').split(/\s+/).filter(Boolean);
 const KEEP_ENV = process.env.BENCH_KEEP_ENV === '1';
+const FLEET_RUNS = intEnv('BENCH_FLEET_RUNS', 5);
+const FLEET_REPOS = intEnv('BENCH_FLEET_REPOS', 6, 2);
+const FLEET_TAGS = intEnv('BENCH_FLEET_TAGS', 4);
+const FLEET_SWEEP = process.env.BENCH_FLEET_SWEEP === '1';
+const FLEET_IMAGES = listEnv('BENCH_FLEET_IMAGES', [1, 2, 4, 8]);
+const FLEET_CONCURRENCY = listEnv('BENCH_FLEET_CONCURRENCY', [4, 8, 16]);
+const FLEET_COLD_TARGET = 0.6;
+const FLEET_WARM_TARGET = 0.5;
 
 /**
  * The environment both tools run in. NODE_EXTRA_CA_CERTS is left out (BENCH_KEEP_ENV=1 keeps it):
@@ -551,6 +574,170 @@ async function main(): Promise<void> {
     }
   }
 
+  // --- a fleet: ecr-mirror sync against skopeo sync, one repository at a time
+  log();
+  const fleetShape = {
+    repositories: FLEET_REPOS,
+    tags: FLEET_TAGS,
+    osMiB: 16,
+    runtimeMiB: 8,
+    depsMiB: 4,
+    appMiB: 1,
+  };
+  t0 = performance.now();
+  const fleet: Fleet = await seedFleet(a, 'fleet', fleetShape);
+  const isolation = skopeoIsolation();
+  log(
+    `5. A fleet: ${FLEET_REPOS} repositories × ${FLEET_TAGS} tags, each tag signed (a sha256-<hex>.sig tag): ${fleet.tags.length} tags;` +
+      ` layers ${fleetShape.osMiB} MiB OS (all), ${fleetShape.runtimeMiB} MiB runtime (two, alternating), ${fleetShape.depsMiB} MiB per` +
+      ` repository, ${fleetShape.appMiB} MiB per tag; ${round(fleet.distinctBytes / 1e6, 1)} MB distinct,` +
+      ` ${round(fleet.perRepositoryBytes / 1e6, 1)} MB counted per repository (seeded in ${round((performance.now() - t0) / 1000, 1)} s)`,
+  );
+  log(
+    `   ecr-mirror sync A/fleet B/fleet (one process) against skopeo sync --all --preserve-digests, one per repository;` +
+      ` ${FLEET_RUNS} rounds, tools alternating; cold: B emptied first; warm: right after, nothing changed`,
+  );
+  log(
+    `   skopeo's blob-info cache: ${isolation === 'shared' ? 'the machine’s own (could not isolate it)' : 'a fresh one each round, kept from its cold run to its warm run'}`,
+  );
+  log();
+  log('   (own s: the "seconds" of ecr-mirror sync --json, without process start-up)');
+  log(
+    '   round tool        phase    wall s   own s   cpu s  req A  req B  blob req A/B  sent MB  uploads  mounts  max/repo',
+  );
+  const fleetCtx: FleetContext = {
+    a,
+    b,
+    cli: CLI,
+    skopeo: SKOPEO,
+    creds: CREDS,
+    env: TOOL_ENV,
+    workDir: workDir!,
+  };
+  const fleetRuns: FleetRun[] = [];
+  const printFleet = (label: string, r: FleetRun): void => {
+    log(
+      `   ${label.padEnd(5)} ${r.tool.padEnd(11)} ${r.phase.padEnd(5)} ${fmt(r.wallSeconds, 3, 8)} ${fmt(r.summary?.seconds, 3, 7)} ${fmt(r.cpuSeconds, 2, 7)}` +
+        ` ${pad(r.requests.source, 6)} ${pad(r.requests.destination, 6)} ${pad(`${r.blobRequests.source}/${r.blobRequests.destination}`, 13)}` +
+        ` ${pad(round(r.uploadedBytes / 1e6, 1).toFixed(1), 8)} ${pad(r.uploads, 8)} ${pad(r.mounts, 7)} ${pad(r.maxUploadsPerRepository, 9)}`,
+    );
+  };
+  for (let i = 0; i < FLEET_RUNS; i++) {
+    const order: Tool[] = i % 2 === 0 ? ['ecr-mirror', 'skopeo'] : ['skopeo', 'ecr-mirror'];
+    for (const tool of order) {
+      await b.empty();
+      const cache = join(workDir!, `skopeo-cache-${i}`);
+      const cold =
+        tool === 'ecr-mirror'
+          ? await syncWithEcrMirror(fleetCtx, fleet, 'cold')
+          : await syncWithSkopeo(fleetCtx, fleet, 'cold', cache, isolation);
+      await verifyFleet(b, fleet);
+      const warm =
+        tool === 'ecr-mirror'
+          ? await syncWithEcrMirror(fleetCtx, fleet, 'warm')
+          : await syncWithSkopeo(fleetCtx, fleet, 'warm', cache, isolation);
+      fleetRuns.push(cold, warm);
+      printFleet(String(i + 1), cold);
+      printFleet(String(i + 1), warm);
+    }
+  }
+  const fleetMedian = (tool: Tool, phase: 'cold' | 'warm') => {
+    const rs = fleetRuns.filter((r) => r.tool === tool && r.phase === phase);
+    const cpu = rs.map((r) => r.cpuSeconds).filter((x): x is number => x !== undefined);
+    return {
+      wall: rs.map((r) => round(r.wallSeconds)),
+      medianWall: round(median(rs.map((r) => r.wallSeconds))),
+      ...(cpu.length > 0 && { medianCpu: round(median(cpu)) }),
+      requests: {
+        source: median(rs.map((r) => r.requests.source)),
+        destination: median(rs.map((r) => r.requests.destination)),
+      },
+      blobRequests: {
+        source: Math.max(...rs.map((r) => r.blobRequests.source)),
+        destination: Math.max(...rs.map((r) => r.blobRequests.destination)),
+      },
+      manifestHeads: {
+        source: median(rs.map((r) => r.manifestHeads.source)),
+        destination: median(rs.map((r) => r.manifestHeads.destination)),
+      },
+      sentMB: round(median(rs.map((r) => r.uploadedBytes)) / 1e6, 1),
+      readMB: round(median(rs.map((r) => r.downloadedBytes)) / 1e6, 1),
+      uploads: median(rs.map((r) => r.uploads)),
+      mounts: median(rs.map((r) => r.mounts)),
+      maxUploadsPerRepository: Math.max(...rs.map((r) => r.maxUploadsPerRepository)),
+      maxUploadedBytes: Math.max(...rs.map((r) => r.uploadedBytes)),
+    };
+  };
+  const fleetFigures = {
+    ecrMirror: { cold: fleetMedian('ecr-mirror', 'cold'), warm: fleetMedian('ecr-mirror', 'warm') },
+    skopeo: { cold: fleetMedian('skopeo', 'cold'), warm: fleetMedian('skopeo', 'warm') },
+  };
+  const coldRatio = fleetFigures.ecrMirror.cold.medianWall / fleetFigures.skopeo.cold.medianWall;
+  const warmRatio = fleetFigures.ecrMirror.warm.medianWall / fleetFigures.skopeo.warm.medianWall;
+  log();
+  for (const [name, f] of [
+    ['ecr-mirror', fleetFigures.ecrMirror],
+    ['skopeo', fleetFigures.skopeo],
+  ] as const) {
+    for (const phase of ['cold', 'warm'] as const) {
+      const m = f[phase];
+      log(
+        `   median ${name.padEnd(10)} ${phase}  wall ${fmt(m.medianWall, 3, 7)} s  cpu ${fmt(m.medianCpu, 2, 6)} s` +
+          `  requests A ${pad(m.requests.source, 4)} B ${pad(m.requests.destination, 4)}` +
+          `  manifest HEADs A ${pad(m.manifestHeads.source, 3)} B ${pad(m.manifestHeads.destination, 3)}` +
+          `  read ${pad(m.readMB.toFixed(1), 6)} MB  sent ${pad(m.sentMB.toFixed(1), 6)} MB  mounts ${m.mounts}`,
+      );
+    }
+  }
+  log(
+    `   ratio ecr-mirror / skopeo: cold ${coldRatio.toFixed(3)} (target <= ${FLEET_COLD_TARGET}), warm ${warmRatio.toFixed(3)} (target <= ${FLEET_WARM_TARGET})`,
+  );
+
+  let fleetSweep: { images: number; concurrency: number; median: number; wall: number[] }[] | undefined;
+  if (FLEET_SWEEP) {
+    log();
+    log('   sweep: ecr-mirror sync cold, median of 3 (B emptied each run)');
+    fleetSweep = [];
+    const levels: [number, number][] = [
+      ...FLEET_IMAGES.map((n): [number, number] => [n, 8]),
+      ...FLEET_CONCURRENCY.filter((c) => c !== 8).map((c): [number, number] => [4, c]),
+    ];
+    const results = new Map<string, number[]>(levels.map(([n, c]) => [`${n}/${c}`, []]));
+    for (let i = 0; i < 3; i++) {
+      for (const [n, c] of levels) {
+        await b.empty();
+        const r = await syncWithEcrMirror(fleetCtx, fleet, 'cold', [
+          '--images',
+          String(n),
+          '--concurrency',
+          String(c),
+        ]);
+        results.get(`${n}/${c}`)!.push(r.wallSeconds);
+      }
+    }
+    for (const [n, c] of levels) {
+      const wall = results.get(`${n}/${c}`)!;
+      fleetSweep.push({
+        images: n,
+        concurrency: c,
+        median: round(median(wall)),
+        wall: wall.map((w) => round(w)),
+      });
+      log(
+        `   --images ${pad(n, 2)} --concurrency ${pad(c, 3)}   median ${fmt(median(wall), 3, 7)} s   ${wall.map((w) => w.toFixed(3)).join(' ')}`,
+      );
+    }
+  }
+
+  // --- a multi-arch push through the mirror handler: the index and its children in one batch
+  log();
+  log('6. A multi-arch push through the mirror Lambda handler: two children and the index in one SQS batch');
+  const multi = await multiArchBatch(a, b);
+  log(
+    `   distinct blobs ${multi.distinctBlobs}; blob uploads at B: ${multi.shared.uploads} with the runtime's shared blob ledger` +
+      ` (${multi.shared.seconds.toFixed(3)} s), ${multi.perRecord.uploads} with one per record (${multi.perRecord.seconds.toFixed(3)} s)`,
+  );
+
   // --- verdicts
   const peakBytes = (ecrBig.peakRssKiB ?? Number.POSITIVE_INFINITY) * 1024;
   const checks: Check[] = [
@@ -575,6 +762,39 @@ async function main(): Promise<void> {
       detail:
         `blobs copied ${rs.blobs.copied}, blob requests at B ${recopy.loggedDestinationBlob},` +
         ` destination requests ${rs.requests.destination}`,
+    },
+    {
+      name: `fleet cold: sync <= ${FLEET_COLD_TARGET} x skopeo sync`,
+      pass: coldRatio <= FLEET_COLD_TARGET,
+      detail: `median ${fleetFigures.ecrMirror.cold.medianWall.toFixed(3)} s vs ${fleetFigures.skopeo.cold.medianWall.toFixed(3)} s (ratio ${coldRatio.toFixed(3)})`,
+    },
+    {
+      name: `fleet warm: sync <= ${FLEET_WARM_TARGET} x skopeo sync, no blob request, one manifest HEAD per tag each side`,
+      pass:
+        warmRatio <= FLEET_WARM_TARGET &&
+        fleetFigures.ecrMirror.warm.blobRequests.source === 0 &&
+        fleetFigures.ecrMirror.warm.blobRequests.destination === 0 &&
+        fleetFigures.ecrMirror.warm.manifestHeads.source === fleet.tags.length &&
+        fleetFigures.ecrMirror.warm.manifestHeads.destination === fleet.tags.length,
+      detail:
+        `median ${fleetFigures.ecrMirror.warm.medianWall.toFixed(3)} s vs ${fleetFigures.skopeo.warm.medianWall.toFixed(3)} s (ratio ${warmRatio.toFixed(3)});` +
+        ` blob requests A/B ${fleetFigures.ecrMirror.warm.blobRequests.source}/${fleetFigures.ecrMirror.warm.blobRequests.destination};` +
+        ` manifest HEADs A/B ${fleetFigures.ecrMirror.warm.manifestHeads.source}/${fleetFigures.ecrMirror.warm.manifestHeads.destination} for ${fleet.tags.length} tags`,
+    },
+    {
+      name: 'fleet: every blob uploaded at most once per destination repository, shared layers mounted',
+      pass:
+        fleetFigures.ecrMirror.cold.maxUploadsPerRepository <= 1 &&
+        fleetFigures.ecrMirror.cold.maxUploadedBytes <= fleet.distinctBytes &&
+        fleetFigures.ecrMirror.cold.mounts > 0,
+      detail:
+        `at most ${fleetFigures.ecrMirror.cold.maxUploadsPerRepository} upload of a blob into a repository; sent at most` +
+        ` ${round(fleetFigures.ecrMirror.cold.maxUploadedBytes / 1e6, 1)} MB of ${round(fleet.distinctBytes / 1e6, 1)} MB distinct; ${fleetFigures.ecrMirror.cold.mounts} mounts`,
+    },
+    {
+      name: 'multi-arch batch: blob uploads == distinct blobs',
+      pass: multi.shared.uploads === multi.distinctBlobs,
+      detail: `${multi.shared.uploads} uploads for ${multi.distinctBlobs} distinct blobs (${multi.perRecord.uploads} with a ledger per record)`,
     },
   ];
   const loadAfter = machineLoad();
@@ -629,6 +849,18 @@ async function main(): Promise<void> {
       skopeoCpu: skopeoRecopy.cpuSeconds,
     },
     ...(sweep && { sweep }),
+    fleet: {
+      shape: fleetShape,
+      tags: fleet.tags.length,
+      distinctBytes: fleet.distinctBytes,
+      perRepositoryBytes: fleet.perRepositoryBytes,
+      rounds: FLEET_RUNS,
+      skopeoCache: isolation,
+      ...fleetFigures,
+      ratio: { cold: round(coldRatio), warm: round(warmRatio) },
+      ...(fleetSweep && { sweep: fleetSweep }),
+    },
+    multiArch: multi,
     pass: Object.fromEntries(checks.map((c) => [c.name, c.pass])),
     benchSeconds: round((performance.now() - started) / 1000, 1),
   };

@@ -44,6 +44,8 @@ interface RegistryState {
   pending: Map<string, Promise<BlobOutcome>>;
   /** digest → the first transfer of that blob into this registry, which eager mounts wait for. */
   leaders: Map<string, Promise<BlobOutcome>>;
+  /** Repositories known not to have existed (so to hold no blob) when this process first met them. */
+  empty: Set<string>;
 }
 
 export const DEFAULT_HELD_TTL_MS = 10 * 60_000;
@@ -154,10 +156,24 @@ export class BlobLedger {
     for (const digest of digests) this.hold(state, repository, digest, true);
   }
 
+  /**
+   * The repository did not exist when listed (a `sync` into a new repository): it holds no blob but
+   * those this process puts there, so a copy need not ask for each blob before sending it.
+   */
+  emptyRepository(registry: string, repository: string): void {
+    this.state(registry).empty.add(repository);
+  }
+
+  /** Whether every blob of the repository is one this ledger put there or saw arrive. */
+  knownEmpty(registry: string, repository: string): boolean {
+    return this.registries.get(registry)?.empty.has(repository) ?? false;
+  }
+
   /** Forgets what is known of a repository (it was deleted, or refused content we thought it had). */
   forgetRepository(registry: string, repository: string): void {
     const state = this.registries.get(registry);
     if (!state) return;
+    state.empty.delete(repository);
     for (const [digest, repositories] of state.held) {
       if (repositories.delete(repository)) this.size--;
       if (repositories.size === 0) state.held.delete(digest);
@@ -173,6 +189,7 @@ export class BlobLedger {
         held: new Map(),
         pending: new Map(),
         leaders: new Map(),
+        empty: new Set(),
       };
       this.registries.set(registry, state);
     }

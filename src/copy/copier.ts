@@ -23,6 +23,11 @@ export interface CopierOptions {
    * Without it the copy keeps a ledger of its own.
    */
   blobs?: BlobLedger;
+  /**
+   * Every tag of the source repository, when the caller has just listed them (`sync`): referrer tags
+   * (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) not among them are not looked for.
+   */
+  sourceTags?: ReadonlySet<string>;
   /** Retries of a whole blob transfer (a fresh download and upload session each time). */
   retry?: RetryPolicy;
   onEvent?: (event: CopyEvent) => void;
@@ -53,6 +58,8 @@ export class Copier {
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly retry: RetryPolicy;
   private readonly stop = new AbortController();
+  /** See CopierOptions.sourceTags. */
+  readonly sourceTags: ReadonlySet<string> | undefined;
   /** Aborted by the caller's signal or by the first failure: every request of the copy takes it. */
   readonly signal: AbortSignal;
   private failed: { error: unknown } | undefined;
@@ -66,6 +73,7 @@ export class Copier {
   ) {
     this.limit = options.limit ?? createLimiter(options.concurrency ?? DEFAULT_BLOB_CONCURRENCY);
     this.ledger = options.blobs ?? new BlobLedger();
+    this.sourceTags = options.sourceTags;
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
     // Every request in flight listens to it: dozens at a time are expected, not a leak.
@@ -222,7 +230,9 @@ export class Copier {
     const repository = this.destinationRepository;
     const what = `blob ${blob.digest}`;
     throwIfAborted(signal, what); // queued while another part failed: never started
-    if (await this.destination.hasBlob(repository, blob.digest, { signal })) {
+    // A repository that did not exist holds only what went through the ledger: nothing to ask about.
+    const unseen = this.ledger.knownEmpty(host, repository);
+    if (!unseen && (await this.destination.hasBlob(repository, blob.digest, { signal }))) {
       this.stats.blobsSkipped++;
       this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, skipped: true });
       return 'present';

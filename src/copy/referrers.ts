@@ -69,7 +69,11 @@ export class ReferrerWalk {
 
   private async lookupAtSource(subject: string, withTags: boolean): Promise<FoundReferrers> {
     const { source, sourceRepository, signal } = this.copier;
-    const tagNames = withTags ? [fallbackTag(subject), ...cosignTags(subject)] : [];
+    const known = this.copier.sourceTags;
+    // A caller that listed the source's tags (sync) saves a HEAD for each referrer tag not among them.
+    const tagNames = withTags
+      ? [fallbackTag(subject), ...cosignTags(subject)].filter((t) => known === undefined || known.has(t))
+      : [];
     const [fromApi, ...tagged] = await Promise.all([
       source.referrers(sourceRepository, subject, { signal }),
       ...tagNames.map(async (tag) => {

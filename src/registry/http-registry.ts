@@ -43,6 +43,8 @@ export class HttpRegistry implements RegistryClient {
   readonly host: string;
   private readonly transport: Transport;
   private readonly uploader: BlobUploader;
+  /** The registry answered a referrers request with 404: it has no referrers API. */
+  private noReferrersApi = false;
 
   constructor(options: HttpRegistryOptions) {
     this.host = options.host;
@@ -232,6 +234,8 @@ export class HttpRegistry implements RegistryClient {
     digest: string,
     options: CallOptions = {},
   ): Promise<Descriptor[] | undefined> {
+    // The OCI spec forbids a 404 from a registry that has the API: once seen, never asked again.
+    if (this.noReferrersApi) return undefined;
     const what = `GET referrers ${repository}@${digest}`;
     const out = new Map<string, Descriptor>();
     const pages = new Pages(what);
@@ -254,6 +258,7 @@ export class HttpRegistry implements RegistryClient {
           const type = normalizeMediaType(header(res, 'content-type'));
           if (res.status !== 200 || type !== MediaType.OciIndex) {
             // No referrers API here (a 404 from distribution 2.x, or something that is not an index).
+            if (res.status === 404 && page === 1) this.noReferrersApi = true;
             await res.body.dump();
             return undefined;
           }

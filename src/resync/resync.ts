@@ -2,8 +2,8 @@ import { type Destination, isOwnOutput, type MirrorConfig, repositoryInScope } f
 import { mapRepository } from '../config/mapping';
 import { type Filter, matchesFilter } from '../config/patterns';
 import { describeError, MirrorError } from '../errors';
-import type { CallOptions, RegistryClient } from '../registry/registry';
-import { createLimiter } from '../util/limit';
+import type { RegistryClient } from '../registry/registry';
+import { destinationDigests, listTags } from './destination';
 import {
   addError,
   compare,
@@ -206,45 +206,4 @@ async function check(
   const jobs = jobsFor(found);
   summary.enqueued += await deps.enqueue(jobs);
   for (const f of found) summary.destinations[f.destinationId]!.enqueued++;
-}
-
-/**
- * A destination repository's tags; undefined when the repository does not exist yet. With
- * destinationDigests, how a resync and `ecr-mirror sync` learn what a destination holds.
- */
-export async function listTags(
-  registry: RegistryClient,
-  repository: string,
-  options: CallOptions = {},
-): Promise<Set<string> | undefined> {
-  try {
-    return new Set(await registry.listTags(repository, options));
-  } catch (err) {
-    if ((err as { code?: string }).code === 'NOT_FOUND') return undefined;
-    throw err;
-  }
-}
-
-/** The digests a destination holds for these tags: a HEAD per tag it has (a tag it lacks needs none). */
-export async function destinationDigests(
-  registry: RegistryClient,
-  repository: string,
-  images: readonly SourceImage[],
-  present: Set<string> | undefined,
-  options: CallOptions = {},
-): Promise<Map<string, string>> {
-  if (!present) return new Map();
-  const limit = createLimiter(8);
-  const out = new Map<string, string>();
-  await Promise.all(
-    images
-      .filter((i) => present.has(i.tag))
-      .map((i) =>
-        limit(async () => {
-          const head = await registry.headManifest(repository, i.tag, options);
-          if (head) out.set(i.tag, head.digest);
-        }),
-      ),
-  );
-  return out;
 }

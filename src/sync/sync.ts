@@ -4,8 +4,8 @@ import { copyImage } from '../copy/copy-image';
 import type { CopyEvent } from '../copy/events';
 import { abortError, MirrorError } from '../errors';
 import type { RegistryClient } from '../registry/registry';
+import { destinationDigests, listTags } from '../resync/destination';
 import { compare, type Difference, type SourceImage } from '../resync/plan';
-import { destinationDigests, listTags } from '../resync/resync';
 import { createLimiter } from '../util/limit';
 import type { Inventory } from './inventory';
 import { formatLocation, mapRepository, type SyncLocation, underPrefix } from './location';
@@ -15,7 +15,7 @@ export const DEFAULT_IMAGES = 4;
 /** Blobs in flight at once across a run, by default. */
 export const DEFAULT_SYNC_CONCURRENCY = 8;
 /** Repositories compared with the destination at once, while the first ones are already copying. */
-const PLANS_AT_ONCE = 4;
+const PLANS_AT_ONCE = 8;
 
 export interface SyncOptions {
   source: SyncLocation;
@@ -140,7 +140,11 @@ export async function runSync(o: SyncOptions, deps: SyncDeps): Promise<SyncSumma
   };
   const copies: Promise<void>[] = [];
 
-  const copy = async (d: SyncDifference, covered: SyncDifference[]): Promise<void> => {
+  const copy = async (
+    d: SyncDifference,
+    covered: SyncDifference[],
+    sourceTags: ReadonlySet<string>,
+  ): Promise<void> => {
     const count = 1 + covered.length;
     try {
       if (signal?.aborted) throw abortError(signal, 'sync');
@@ -149,7 +153,14 @@ export async function runSync(o: SyncOptions, deps: SyncDeps): Promise<SyncSumma
         { registry: o.source.registry, repository: d.repository, tag: d.tag, digest: d.digest },
         deps.destination,
         { registry: o.destination.registry, repository: d.destinationRepository, tag: d.tag },
-        { blobs, limit, referrers: o.referrers, ...options, ...(o.onEvent && { onEvent: o.onEvent }) },
+        {
+          blobs,
+          limit,
+          referrers: o.referrers,
+          sourceTags,
+          ...options,
+          ...(o.onEvent && { onEvent: o.onEvent }),
+        },
       );
       summary.blobs.copied += s.blobs.copied;
       summary.blobs.mounted += s.blobs.mounted;
@@ -180,12 +191,19 @@ export async function runSync(o: SyncOptions, deps: SyncDeps): Promise<SyncSumma
     let destinationRepository: string | undefined;
     try {
       if (signal?.aborted) throw abortError(signal, 'sync');
+      destinationRepository = mapRepository(repository, o.source, o.destination);
+      // The destination's tag list is asked for while the source lists its tags: one round trip less.
+      const present = listTags(deps.destination, destinationRepository, options);
+      present.catch(() => undefined); // awaited below, unless the source's listing fails first
       const images: SourceImage[] = [];
+      // Every tag the source has, filters aside: the copies look for referrer tags among them only.
+      const sourceTags = new Set<string>();
       let next: string | undefined;
       do {
         const page = await deps.inventory.images(repository, next);
         for (const image of page.images) {
           for (const tag of image.tags) {
+            sourceTags.add(tag);
             if (!matchesFilter(tag, o.tags)) continue;
             // Without referrers, their tags stay behind too.
             if (!o.referrers && subjectOf(tag) !== undefined) continue;
@@ -194,14 +212,14 @@ export async function runSync(o: SyncOptions, deps: SyncDeps): Promise<SyncSumma
         }
         next = page.nextToken;
       } while (next !== undefined);
-      destinationRepository = mapRepository(repository, o.source, o.destination);
-      const present =
-        images.length === 0 ? undefined : await listTags(deps.destination, destinationRepository, options);
+      const tags = await present;
+      // No such repository yet: its copies need not ask for each blob before sending it.
+      if (tags === undefined) blobs.emptyRepository(deps.destination.host, destinationRepository);
       const digests = await destinationDigests(
         deps.destination,
         destinationRepository,
         images,
-        present,
+        tags,
         options,
       );
       const differences: SyncDifference[] = [];
@@ -248,7 +266,7 @@ export async function runSync(o: SyncOptions, deps: SyncDeps): Promise<SyncSumma
         // Each image's referrer tags are counted with the first of its tags copied.
         const mine = withImage.has(d.digest) ? [] : (covered.get(d.digest) ?? []);
         withImage.add(d.digest);
-        copies.push(imageLimit(() => copy(d, mine)));
+        copies.push(imageLimit(() => copy(d, mine, sourceTags)));
       }
     } catch (err) {
       if (signal?.aborted) throw abortError(signal, 'sync');

@@ -22,7 +22,10 @@ afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()]);
 });
 
-/** A preload that makes any require of the AWS SDK fail: proof that a command never loads it. */
+/**
+ * A preload that makes any require of the AWS SDK or zod fail: proof that a command never loads them
+ * (the SDK is for ECR sides only; zod, the configuration validator, for the Lambdas and `doctor`).
+ */
 function noAwsSdk(): string {
   const file = join(tmpdir(), `no-aws-sdk-${process.pid}.js`);
   writeFileSync(
@@ -30,7 +33,7 @@ function noAwsSdk(): string {
     `const Module = require('module');
 const load = Module._load;
 Module._load = function (request, ...rest) {
-  if (request.startsWith('@aws-sdk/')) throw new Error('the AWS SDK was loaded: ' + request);
+  if (request.startsWith('@aws-sdk/') || request === 'zod') throw new Error('loaded: ' + request);
   return load.call(this, request, ...rest);
 };
 `,
@@ -59,7 +62,7 @@ test('--help lists the sync verb with its flags', async () => {
   }
 });
 
-test('sync --json between two registries, then a warm run; the AWS SDK is never loaded', async () => {
+test('sync --json between two registries, then a warm run; neither the AWS SDK nor zod is loaded', async () => {
   const one = await pushImage(a, 'cli-fleet/one', 'v1', { layers: [20_000] });
   await pushImage(a, 'cli-fleet/two', 'v1', { layers: [20_000] });
   const args = ['sync', '--insecure', '--json', '--src-creds', CREDS, '--dest-creds', CREDS];

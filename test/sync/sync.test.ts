@@ -110,11 +110,19 @@ test('a cold run copies the fleet, each blob once per repository, mounting share
   expect(uploadsOf(toB, os.digest)).toHaveLength(1);
   expect(cold.blobs.mounted).toBe(2);
   expect(toB.seen('POST', /mount=/).filter((r) => r.status === 201)).toHaveLength(2);
+  // The destination repositories did not exist: nothing to ask about before sending each blob.
+  expect(toB.seen('HEAD', /\/blobs\//)).toEqual([]);
   // No blob went up twice into one repository.
   const puts = toB
     .seen('PUT', /\/blobs\/uploads\/[^?]+\?.*digest=/)
     .map((r) => r.path.replace(/uploads\/[^?]+/, ''));
   expect(new Set(puts).size).toBe(puts.length);
+
+  // At the source: one HEAD per tag to compare, and one for the one referrer tag it listed (no
+  // lookups of referrer tags it does not have); its lack of a referrers API is learnt from the first
+  // answer (copies that asked at the same moment, at most --images of them, ask once each).
+  expect(toA.seen('HEAD', /\/manifests\//)).toHaveLength(5 + 1);
+  expect(toA.seen('GET', /\/referrers\//).length).toBeLessThanOrEqual(4);
 
   toA.requests.length = 0;
   toB.requests.length = 0;
