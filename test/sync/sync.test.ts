@@ -205,6 +205,39 @@ test('a failed image is listed with its reason and the rest is copied', async ()
   expect((await getManifest(b, 'fails/bad', 'v1')).status).toBe(200);
 });
 
+test('--no-referrers leaves signatures and their tags behind', async () => {
+  const img = await pushImage(a, 'unsigned/app', 'v1', { layers: [2_000] });
+  await sign('unsigned/app', img.manifest);
+  const s = await sync('A/unsigned', 'B/unsigned', { referrers: false });
+  expect(s).toMatchObject({ images: { total: 1, copied: 1 }, failures: [] });
+  expect((await getManifest(b, 'unsigned/app', 'v1')).digest).toBe(img.manifest.digest);
+  expect((await getManifest(b, 'unsigned/app', `${img.manifest.digest.replace(':', '-')}.sig`)).status).toBe(
+    404,
+  );
+  expect(toA.seen('GET', /\/referrers\//)).toEqual([]);
+});
+
+test('a repository that cannot be listed is a failure of its own; the others are copied', async () => {
+  await pushImage(a, 'unlisted/ok', 'v1', { layers: [1_000] });
+  await pushImage(a, 'unlisted/broken', 'v1', { layers: [1_000] });
+  toA.fault({
+    method: 'GET',
+    path: /^\/v2\/unlisted\/broken\/tags\/list/,
+    action: { type: 'status', status: 403, body: ociError('DENIED', 'not for you') },
+  });
+  const s = await sync('A/unlisted', 'B/unlisted');
+  expect(s.images).toMatchObject({ total: 1, copied: 1, failed: 0 });
+  expect(s.failures).toEqual([
+    {
+      repository: 'unlisted/broken',
+      destinationRepository: 'unlisted/broken',
+      code: 'DENIED',
+      message: expect.stringContaining('not for you'),
+    },
+  ]);
+  expect((await getManifest(b, 'unlisted/ok', 'v1')).status).toBe(200);
+});
+
 test('within one registry every blob is mounted from the source repository', async () => {
   await pushImage(a, 'promote/app', 'v1', { layers: [50_000, 6_000] });
   const source = open(toA.host);
