@@ -144,8 +144,14 @@ export function httpRequest(url: URL, options: HttpRequestOptions): Promise<Http
       }
       socket?.setTimeout(timeouts.bodyMs); // not theirs to blame: look again later
     };
-    /** The exchange is over: the socket goes back to the pool, where the next request sets its own timers. */
+    /**
+     * The exchange is over: the socket goes back to the pool (on the next tick), where the next
+     * request sets its own timers. Once only: a later 'close' must not touch a socket reused since.
+     */
+    let released = false;
     const release = (): void => {
+      if (released) return;
+      released = true;
       clearTimeout(headersTimer);
       clearTimeout(connectTimer);
       signal?.removeEventListener('abort', onAbort);

@@ -256,7 +256,14 @@ export class Transport {
             status: res.status,
           });
         }
-        url = new URL(location, url);
+        try {
+          url = new URL(location, url);
+        } catch (err) {
+          throw new RegistryError('REGISTRY_ERROR', `${req.what}: redirect to a Location that is not a URL`, {
+            status: res.status,
+            cause: err,
+          });
+        }
         if (url.protocol !== 'http:' && url.protocol !== 'https:') {
           throw new RegistryError(
             'REGISTRY_ERROR',

@@ -415,6 +415,21 @@ describe('questionable behaviour, settled', () => {
     expect(target.requests).toEqual([]);
   });
 
+  test('a redirect to a Location that is not a URL: REGISTRY_ERROR, not a bare TypeError', async () => {
+    const repo = 'settled/bad-location';
+    await pushImage(a, repo, 'v1', { layers: [1000] });
+    const proxy = await proxyFor(a, {
+      method: 'GET',
+      path: /\/manifests\/v1$/,
+      action: { type: 'status', status: 307, headers: { location: 'http://[::1' } },
+    });
+
+    const err = await failure(client(proxy.host).getManifest(repo, 'v1'));
+
+    expect(err.code).toBe('REGISTRY_ERROR');
+    expect(err.message).toContain('redirect to a Location that is not a URL');
+  });
+
   test('DIGEST_INVALID from the destination (another writer racing): checked, then tried once more', async () => {
     const repo = 'settled/digest-invalid';
     const img = await pushImage(a, repo, 'v1', { layers: [50_000] });
