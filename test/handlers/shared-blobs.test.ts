@@ -5,6 +5,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../src/config/config';
 import { createMirrorHandler } from '../../src/mirror/handler';
 import type { MirrorRuntime } from '../../src/mirror/ports';
+import { jobEvent } from '../../src/resync/wire';
 import { mirrorRuntime } from '../../src/wiring/mirror';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
 import { mockAssumeRole, mockEcrToken } from '../support/aws-mocks';
@@ -167,4 +168,38 @@ test('a warm function mounts a blob an earlier image put in another repository, 
   expect(mounted[0]!.path).toContain(`from=${encodeURIComponent('fleet/one')}`);
   const record = await rt.store.get({ sourceRepository: 'fleet/two', reference: 'v1', destinationId: 'b' });
   expect(record).toMatchObject({ status: 'succeeded', blobsCopied: 2, blobsMounted: 1, blobsSkipped: 0 });
+});
+
+test("a resync's jobs on a warm function: a shared layer goes up once per repository, then is mounted", async () => {
+  // What a resync after an outage enqueues: jobs for tags that share a base layer, handled by one
+  // warm mirror function in successive batches (its runtime's ledger, as for push events).
+  const rt = runtime();
+  const handler = createMirrorHandler(rt);
+  const layer = Buffer.alloc(70_000, 5);
+  const LAYER = 'application/vnd.oci.image.layer.v1.tar';
+  const base = await pushBlob(a, 'healed/one', layer, LAYER);
+  await pushBlob(a, 'healed/two', layer, LAYER);
+  const one1 = await pushImage(a, 'healed/one', 'v1', { layers: [base, 9_000] });
+  const one2 = await pushImage(a, 'healed/one', 'v2', { layers: [base, 9_500] });
+  const two1 = await pushImage(a, 'healed/two', 'v1', { layers: [base, 11_000] });
+  const job = (repository: string, tag: string, digest: string) =>
+    sqsRecord(jobEvent({ repository, tag, digest, destinations: ['b'] }, '111111111111', 'us-east-1'));
+
+  // One batch, two jobs into one repository at once: the base layer is uploaded once.
+  const first = await handler(
+    sqsEvent(job('healed/one', 'v1', one1.manifest.digest), job('healed/one', 'v2', one2.manifest.digest)),
+    context,
+  );
+  expect(first.batchItemFailures).toEqual([]);
+  expect(uploads('healed/one').filter((d) => d === base.digest)).toHaveLength(1);
+
+  // The next batch, into another repository of the same registry: mounted, not uploaded.
+  const second = await handler(sqsEvent(job('healed/two', 'v1', two1.manifest.digest)), context);
+  expect(second.batchItemFailures).toEqual([]);
+  expect(uploads('healed/two')).not.toContain(base.digest);
+  expect(mounts('healed/two')).toHaveLength(1);
+  expect((await getManifest(b, 'healed/two', 'v1')).digest).toBe(two1.manifest.digest);
+  expect((await getManifest(b, 'healed/one', 'v2')).digest).toBe(one2.manifest.digest);
+  const record = await rt.store.get({ sourceRepository: 'healed/two', reference: 'v1', destinationId: 'b' });
+  expect(record).toMatchObject({ status: 'succeeded', blobsMounted: 1 });
 });
