@@ -31,6 +31,8 @@ import { VerifyingStream } from './verify';
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 /** A page of tags or repositories (1,000 names) is a few hundred KB; an endless one stops here. */
 const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+/** The token scope of `/v2/_catalog` (distribution's token auth, Harbor, GitLab). */
+const CATALOG_SCOPE = 'registry:catalog:*';
 
 export interface HttpRegistryOptions extends TransportOptions {
   host: string;
@@ -307,11 +309,13 @@ export class HttpRegistry implements RegistryClient {
     next?: string,
     options: CallOptions = {},
   ): Promise<{ repositories: string[]; nextToken?: string }> {
+    // A token registry grants the catalog as its own resource (`registry:catalog:*`), not a repository.
     const answer = await this.getJsonPage<{ repositories?: string[] | null }>(
       next ?? '/v2/_catalog?n=1000',
       '',
       'GET catalog',
       options,
+      [CATALOG_SCOPE],
     );
     const link = nextLink(answer.next);
     return {
@@ -326,8 +330,17 @@ export class HttpRegistry implements RegistryClient {
     repository: string,
     what: string,
     options: CallOptions,
+    scopes?: readonly string[],
   ): Promise<JsonPage<T>> {
-    const req = { ...signalOf(options), url, repository, expect: [200], kind: 'other', what } as const;
+    const req = {
+      ...signalOf(options),
+      url,
+      repository,
+      ...(scopes && { scopes }),
+      expect: [200],
+      kind: 'other',
+      what,
+    } as const;
     return this.getWithRetry(req, async (res) => {
       const text = Buffer.from(await readBody(res, what, MAX_PAGE_BYTES, 'LIMIT_EXCEEDED')).toString('utf8');
       const link = header(res, 'link');

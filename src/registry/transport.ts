@@ -85,7 +85,7 @@ export interface RegistryRequest {
   method: HttpMethod;
   /** A path below the base URL, or an absolute URL (upload locations). */
   url: string;
-  /** Repository the request acts on: the token scope. */
+  /** Repository the request acts on: the token scope (empty for the catalog, whose scope is in `scopes`). */
   repository: string;
   /** More access the token must grant (`repository:<name>:pull`): a mount reads where it mounts from. */
   scopes?: readonly string[];
@@ -201,7 +201,7 @@ export class Transport {
 
   private async exchange(req: RegistryRequest): Promise<RegistryResponse> {
     const scope = [
-      `repository:${req.repository}:${req.push ? 'pull,push' : 'pull'}`,
+      ...(req.repository !== '' ? [`repository:${req.repository}:${req.push ? 'pull,push' : 'pull'}`] : []),
       ...(req.scopes ?? []),
     ].join(' ');
     const streaming = req.body !== undefined && !Buffer.isBuffer(req.body);
@@ -408,8 +408,9 @@ export class Transport {
       );
     }
     if (auth.service) url.searchParams.set('service', auth.service);
-    // One `scope` parameter per grant, as the token spec has it (a mount asks for two repositories).
-    for (const one of scope.split(' ')) url.searchParams.append('scope', one);
+    // One `scope` parameter per grant, as the token spec has it (a mount asks for two repositories);
+    // none for a request about no resource (`GET /v2/`: a login token).
+    for (const one of scope.split(' ')) if (one !== '') url.searchParams.append('scope', one);
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
     const creds = await this.options.credentials();
     if (creds && url.protocol === 'http:' && this.base.protocol === 'https:') {

@@ -59,9 +59,10 @@ const run = promisify(execFile);
 
 /** The auth server's users: the registry tests' own, and one that may only pull. */
 export const READER = { username: 'reader', password: 'reader-secret' };
-const USERS: Record<string, { password: string; actions: string[] }> = {
-  [TEST_USER]: { password: TEST_PASSWORD, actions: ['pull', 'push'] },
-  [READER.username]: { password: READER.password, actions: ['pull'] },
+const USERS: Record<string, { password: string; actions: string[]; catalog: boolean }> = {
+  // TEST_USER is the registry's administrator too: it may list the catalog (`registry:catalog:*`).
+  [TEST_USER]: { password: TEST_PASSWORD, actions: ['pull', 'push'], catalog: true },
+  [READER.username]: { password: READER.password, actions: ['pull'], catalog: false },
 };
 
 /** `repository:team/app:pull,push` → access; the name is everything between the first and last colon. */
@@ -163,7 +164,12 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     if (user) {
       for (const scope of scopes.flatMap((s) => s.split(' '))) {
         const access = parseScope(scope);
-        const actions = access?.actions.filter((a) => user.actions.includes(a)) ?? [];
+        const catalog = access?.type === 'registry' && access.name === 'catalog';
+        const actions = catalog
+          ? user.catalog
+            ? access.actions
+            : []
+          : (access?.actions.filter((a) => user.actions.includes(a)) ?? []);
         if (access && actions.length > 0) record.granted.push({ ...access, actions });
       }
     }
