@@ -84,10 +84,11 @@ Exit codes: 0 when every image is in sync, 1 when any failed (each listed), 2 on
 Examples:
   ecr-mirror sync 111111111111.dkr.ecr.us-east-1.amazonaws.com/team 222222222222.dkr.ecr.eu-west-1.amazonaws.com/mirror/team
   ecr-mirror sync --insecure --src-creds u:p --dest-creds u:p --tags 'v*' localhost:5001 localhost:5002
-  ecr-mirror sync --dry-run ghcr.io/org 123456789012.dkr.ecr.eu-west-1.amazonaws.com/org
+  ecr-mirror sync --dry-run --src-creds u:p registry.example.com/org 123456789012.dkr.ecr.eu-west-1.amazonaws.com/org
 
 ECR hosts need no credential flags: listings use DescribeRepositories and ListImages, logins
-GetAuthorizationToken, with the default AWS credential chain.`,
+GetAuthorizationToken, with the default AWS credential chain. Other sources must serve /v2/_catalog
+(GHCR and Docker Hub do not).`,
   )
   // Loaded with the command: the other commands start without it.
   .action(async (src, dst, opts) => (await import('./sync')).runSyncCommand(src, dst, opts));
