@@ -162,6 +162,9 @@ export class HttpRegistry implements RegistryClient {
       url: `/v2/${repository}/manifests/${digest}`,
       repository,
       push: true,
+      // Token registries authorize a DELETE with the `delete` action (distribution's token spec), which
+      // pull and push do not include: without it the request is refused with 401 however the login may.
+      scopes: [`repository:${repository}:delete`],
       expect: [200, 202, 204],
       kind: 'manifest',
       what: `DELETE manifest ${repository}@${digest}`,

@@ -302,6 +302,14 @@ test('deletion sync deletes the tag through the registry API, and resync compare
   expect(refused).toMatchObject({ status: 'failed', lastErrorCode: 'REGISTRY_ERROR' });
   expect(refused?.lastErrorMessage).toMatch(/did not delete the tag team\/gone:v1 .*every other tag on it/);
   expect((await getManifest(basic, 'team/gone', 'v1')).status).toBe(200);
+  // The Bearer registry refuses it for the same reason, not for want of a token that may delete.
+  const refusedBearer = await rt.store.get({
+    sourceRepository: 'team/gone',
+    reference: 'v1',
+    destinationId: 'ghcr',
+  });
+  expect(refusedBearer).toMatchObject({ status: 'failed', lastErrorCode: 'REGISTRY_ERROR' });
+  expect(refusedBearer?.lastErrorMessage).toMatch(/did not delete the tag acme\/gone:v1 .*HTTP 400/);
 
   // An image deleted by digest (no tag) is deleted by digest.
   await createMirrorHandler(rt)(
@@ -315,4 +323,13 @@ test('deletion sync deletes the tag through the registry API, and resync compare
   });
   expect(deleted).toMatchObject({ status: 'deleted' });
   expect((await getManifest(basic, 'team/gone', img.manifest.digest)).status).toBe(404);
+  // A token registry authorizes a DELETE with the `delete` action (the token spec): the token asks for it.
+  const deletedBearer = await rt.store.get({
+    sourceRepository: 'team/gone',
+    reference: img.manifest.digest,
+    destinationId: 'ghcr',
+  });
+  expect(deletedBearer).toMatchObject({ status: 'deleted' });
+  expect((await getManifest(viaToken('acme/gone'), 'acme/gone', img.manifest.digest)).status).toBe(404);
+  expect(tokens.requests.some((r) => r.scopes.includes('repository:acme/gone:delete'))).toBe(true);
 });
