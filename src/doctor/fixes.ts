@@ -90,7 +90,9 @@ export type CredentialProblem = 'no-credentials' | 'no-region' | 'expired' | 'in
 export function credentialProblem(err: unknown): CredentialProblem {
   const name = errorName(err);
   const message = errorText(err);
-  if (/Region is missing|region.*(not|must be) (set|configured)/i.test(message)) return 'no-region';
+  // "Region not accepted": AWS_REGION set but empty (or not a region at all).
+  if (/Region is missing|Region not accepted|region.*(not|must be) (set|configured)/i.test(message))
+    return 'no-region';
   if (
     name === 'CredentialsProviderError' ||
     /Could not load credentials|credentials.*not.*found/i.test(message)

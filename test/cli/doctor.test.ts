@@ -119,6 +119,14 @@ test('doctor without credentials: the exact remedy, exit code 1', async () => {
   expect(stdout).toContain('    aws sso login --profile NAME && export AWS_PROFILE=NAME');
 });
 
+test('doctor with an empty AWS_REGION: the region remedy, not a network hint, exit code 1', async () => {
+  const { code, stdout } = await run(['doctor', '--function', LOCAL.functionName], { AWS_REGION: '' });
+  expect(code).toBe(1);
+  expect(stdout.split('\n')[0]).toMatch(/^✗ aws\.credentials +sts:GetCallerIdentity: Region not accepted/);
+  expect(stdout).toContain('    set the region of the mirror (its stack):');
+  expect(stdout).not.toContain('network path');
+});
+
 test('doctor from the environment, with --repository, and its usage errors (exit code 2)', async () => {
   const env = {
     SOURCE_ACCOUNT_ID: LOCAL.sourceAccount,
