@@ -190,6 +190,13 @@ test('grant: merged into the policy, idempotent, dry run as a diff, revoke, JSON
   expect(revoke.stdout).toMatch(/removed \(no statement left: the policy is deleted\)/);
   expect(deployment.standIn.state.policies.size).toBe(0);
 
+  // No region (AWS_REGION empty, no --region): the SDK's sentence, and what to set.
+  const noRegion = await run(['grant', 'demo/*', '--account', '222222222222'], { AWS_REGION: '' });
+  expect(noRegion.code).toBe(1);
+  expect(noRegion.stderr).toMatch(
+    /^ecr-mirror: AWS_ERROR: Region not accepted: .* \(set --region or AWS_REGION\)\n$/,
+  );
+
   const usage = await run(['grant', 'demo/*']);
   expect(usage.code).toBe(2);
   expect(usage.stderr).toBe(
