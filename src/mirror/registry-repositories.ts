@@ -32,7 +32,10 @@ export class RegistryRepositories implements RepositoryManager {
       await this.registry.deleteManifest(repository, reference);
     } catch (err) {
       if (err instanceof MirrorError && err.code === 'NOT_FOUND') return;
-      if (image.tag !== undefined && err instanceof MirrorError && !err.retryable && err.code !== 'DENIED') {
+      // A refusal of the login (DENIED, or UNAUTHORIZED: a token without the delete action) is not
+      // the registry being unable to delete a tag alone: it keeps its own code and message.
+      const refused = err instanceof MirrorError && (err.code === 'DENIED' || err.code === 'UNAUTHORIZED');
+      if (image.tag !== undefined && err instanceof MirrorError && !err.retryable && !refused) {
         throw new MirrorError(
           'REGISTRY_ERROR',
           `${this.label} did not delete the tag ${repository}:${image.tag} (${err.message}); deleting its manifest would also remove every other tag on it, so it was left in place`,

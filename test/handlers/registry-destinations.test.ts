@@ -6,6 +6,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../src/config/config';
 import { createMirrorHandler } from '../../src/mirror/handler';
 import type { MirrorRuntime } from '../../src/mirror/ports';
+import { RegistryRepositories } from '../../src/mirror/registry-repositories';
+import { openRegistry } from '../../src/registry/open';
 import { runResync } from '../../src/resync/resync';
 import { mirrorRuntime } from '../../src/wiring/mirror';
 import { context, sampleEvent, sqsEvent, sqsRecord } from '../fixtures/lambda';
@@ -13,7 +15,7 @@ import { mockEcrToken } from '../support/aws-mocks';
 import { getManifest, pushImage } from '../support/content';
 import { type LocalDynamo, startStatusTable } from '../support/dynalite';
 import { startRegistry, TEST_CREDS, TEST_PASSWORD, type TestRegistry } from '../support/registry';
-import { startTokenServer, type TokenServer } from '../support/token-server';
+import { PUSHER, startTokenServer, type TokenServer } from '../support/token-server';
 
 /**
  * Destinations named by their registry, with credentials in Secrets Manager (mocked): real
@@ -332,4 +334,28 @@ test('deletion sync deletes the tag through the registry API, and resync compare
   expect(deletedBearer).toMatchObject({ status: 'deleted' });
   expect((await getManifest(viaToken('acme/gone'), 'acme/gone', img.manifest.digest)).status).toBe(404);
   expect(tokens.requests.some((r) => r.scopes.includes('repository:acme/gone:delete'))).toBe(true);
+});
+
+test('a login that may push but not delete: its deletions fail as UNAUTHORIZED, not blamed on the registry', async () => {
+  const img = await pushImage(
+    {
+      ...bearer,
+      authorization: `Bearer ${tokens.mint([{ type: 'repository', name: 'acme/kept', actions: ['pull', 'push'] }])}`,
+    },
+    'acme/kept',
+    'v1',
+    { layers: [1_000] },
+  );
+  const registry = openRegistry(BEARER_HOST, {
+    endpoints: { [BEARER_HOST]: bearer.url },
+    credentials: PUSHER,
+    retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 10, maxElapsedMs: 1_000 },
+  });
+  const repositories = new RegistryRepositories(registry, BEARER_HOST);
+  for (const image of [{ tag: 'v1' }, { digest: img.manifest.digest }]) {
+    const err = await repositories.deleteImage('acme/kept', image).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'UNAUTHORIZED' });
+    expect((err as Error).message).not.toMatch(/every other tag/);
+  }
+  expect((await getManifest(viaToken('acme/kept'), 'acme/kept', 'v1')).status).toBe(200);
 });

@@ -10,7 +10,7 @@ import { TEST_PASSWORD, TEST_USER } from './registry';
 /**
  * A test double of a Docker token auth server (the `realm` of a `Bearer` challenge), for a real
  * distribution registry configured with `auth: token:`. It checks Basic credentials (TEST_USER may
- * pull, push and delete, READER only pull) and answers JWTs
+ * pull, push and delete, READER only pull, PUSHER pull and push) and answers JWTs
  * signed RS256 by a key whose self-signed certificate travels in the `x5c` header; the registry
  * trusts that certificate through `rootcertbundle`. Every token request is recorded for assertions.
  */
@@ -57,12 +57,14 @@ export interface TokenServerOptions {
 
 const run = promisify(execFile);
 
-/** The auth server's users: the registry tests' own, and one that may only pull. */
+/** The auth server's users: the registry tests' own, one that may only pull, one that may not delete. */
 export const READER = { username: 'reader', password: 'reader-secret' };
+export const PUSHER = { username: 'pusher', password: 'pusher-secret' };
 const USERS: Record<string, { password: string; actions: string[]; catalog: boolean }> = {
   // TEST_USER is the registry's administrator too: it may list the catalog (`registry:catalog:*`).
   [TEST_USER]: { password: TEST_PASSWORD, actions: ['pull', 'push', 'delete'], catalog: true },
   [READER.username]: { password: READER.password, actions: ['pull'], catalog: false },
+  [PUSHER.username]: { password: PUSHER.password, actions: ['pull', 'push'], catalog: false },
 };
 
 /** `repository:team/app:pull,push` → access; the name is everything between the first and last colon. */
