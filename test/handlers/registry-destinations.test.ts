@@ -140,6 +140,15 @@ test('a push lands in a Basic-auth registry and a Bearer-token registry with log
     const record = await rt.store.get({ sourceRepository: 'team/api', reference: 'v1', destinationId: id });
     expect(record).toMatchObject({ status: 'succeeded', destinationDigest: img.manifest.digest });
   }
+  // The result events, one per destination, as for a destination reached through a role.
+  const published = events
+    .commandCalls(PutEventsCommand)
+    .flatMap((c) => c.args[0].input.Entries ?? [])
+    .map((e) => ({ type: e.DetailType, ...JSON.parse(e.Detail ?? '{}') }));
+  expect(published.map((e) => `${e.type}: ${e.destinationId} ${e.destinationRepository}`).sort()).toEqual([
+    'Image Mirrored: basic team/api',
+    'Image Mirrored: ghcr acme/api',
+  ]);
   // Each secret read once, in its own region, and cached for the next image.
   expect(secretReads(BASIC_SECRET)).toHaveLength(1);
   expect(secretReads(BEARER_SECRET)).toHaveLength(1);
