@@ -153,7 +153,12 @@ export function registryDestinationChecks(
         }
       }
       if (!ctx.mirror?.createRepositories) {
-        return fail(`${repository} does not exist in ${d.host} and CREATE_REPOSITORIES is off`);
+        return fail(
+          `${repository} does not exist in ${d.host} and CREATE_REPOSITORIES is off`,
+          `create it in account ${d.accountId}, with the keys of ${secretArn} or as an administrator there:\n` +
+            `  aws ecr create-repository --repository-name ${repository} --region ${ecrRegion}\n` +
+            'or let the mirror create repositories: createRepositories: true (the keys need ecr:CreateRepository)',
+        );
       }
       try {
         await new EcrRepositories(ecr, d.host).ensure(repository, d.repositorySettings, true);

@@ -71,7 +71,10 @@ beforeEach(() => {
   });
 });
 
-async function doctor(destinations: unknown[]): Promise<Record<string, CheckResult>> {
+async function doctor(
+  destinations: unknown[],
+  extra: Record<string, string> = {},
+): Promise<Record<string, CheckResult>> {
   const clients = new DoctorClients();
   try {
     const env = {
@@ -81,6 +84,7 @@ async function doctor(destinations: unknown[]): Promise<Record<string, CheckResu
       STATUS_TABLE: 'doctor-registry-status',
       REPOSITORY_PREFIXES: 'team/',
       REGISTRY_ENDPOINTS: JSON.stringify({ [SOURCE]: a.url, [OTHER]: b.url, [GOV]: b.url }),
+      ...extra,
     };
     const results = await runDoctor(configFromEnvironment(env), {
       clients,
@@ -136,6 +140,17 @@ test('a registry with a login and an ECR registry with access keys: secret, logi
   expect(await client.config.region()).toBe('us-gov-west-1');
   expect(await client.config.credentials()).toMatchObject({ accessKeyId: 'AKIAGOV' });
   expect(r['destination.gov.push']).toMatchObject({ status: 'ok' });
+
+  // Missing with creation off: the command that creates it, as for a destination with a role.
+  const off = await doctor([gov], { CREATE_REPOSITORIES: 'false' });
+  expect(off['destination.gov.repository']).toMatchObject({
+    status: 'fail',
+    detail: `team/api does not exist in ${GOV} and CREATE_REPOSITORIES is off`,
+  });
+  expect(off['destination.gov.repository']!.fix).toContain(
+    'aws ecr create-repository --repository-name team/api --region us-gov-west-1',
+  );
+  expect(off['destination.gov.push']).toMatchObject({ status: 'skipped' });
 });
 
 test('a secret you may not read, a wrong login, and a secret of the wrong kind fail with the fix', async () => {
